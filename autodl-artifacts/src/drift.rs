@@ -1,0 +1,150 @@
+//! The drift reference (a profile of the training data) and the drift report.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What the monitor keeps of one training column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeatureReference {
+    /// A numeric column: its sorted non-missing values and quantile bin edges for PSI.
+    Numeric {
+        /// Column name.
+        column: String,
+        /// Non-missing training values, sorted ascending.
+        sorted_values: Vec<f64>,
+        /// Inner bin edges (deciles, deduplicated) for PSI.
+        bin_edges: Vec<f64>,
+        /// Missing share in training.
+        missing_share: f64,
+    },
+    /// A categorical column: category counts.
+    Categorical {
+        /// Column name.
+        column: String,
+        /// Count per category (missing counted under no key).
+        counts: BTreeMap<String, u64>,
+        /// Missing share in training.
+        missing_share: f64,
+    },
+}
+
+impl FeatureReference {
+    /// The column name.
+    pub fn column(&self) -> &str {
+        match self {
+            FeatureReference::Numeric { column, .. }
+            | FeatureReference::Categorical { column, .. } => column,
+        }
+    }
+}
+
+/// The reference the monitor compares new data against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReference {
+    /// Schema version of this artifact.
+    pub schema_version: u32,
+    /// Which data it was built from (e.g. `training split of <sha256>`).
+    pub built_from: String,
+    /// Rows in the reference.
+    pub rows: usize,
+    /// One entry per monitored column.
+    pub features: Vec<FeatureReference>,
+}
+
+crate::versioned!(DriftReference);
+
+/// The drift finding for one column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDrift {
+    /// Column name.
+    pub column: String,
+    /// Test used: `ks` (two-sample Kolmogorov–Smirnov) or `chi2` (chi-square homogeneity).
+    pub test: String,
+    /// The test statistic.
+    pub statistic: f64,
+    /// The test's p-value.
+    pub p_value: f64,
+    /// Benjamini–Hochberg adjusted p-value across all monitored columns.
+    pub p_adjusted: f64,
+    /// Population stability index over the reference bins or categories.
+    pub psi: f64,
+    /// Missing share in the current data.
+    pub missing_share: f64,
+    /// True when the adjusted p-value is below the significance level.
+    pub drifted: bool,
+}
+
+/// The drift report for one batch of data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// Schema version of this artifact.
+    pub schema_version: u32,
+    /// Rows in the reference.
+    pub reference_rows: usize,
+    /// Rows in the current data.
+    pub current_rows: usize,
+    /// Significance level applied to the adjusted p-values.
+    pub alpha: f64,
+    /// Per-column findings.
+    pub features: Vec<FeatureDrift>,
+    /// Columns flagged as drifted.
+    pub drifted_columns: Vec<String>,
+    /// True when any column drifted.
+    pub drift_detected: bool,
+    /// How the flags were decided, in words.
+    pub method: String,
+}
+
+crate::versioned!(DriftReport);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let r = DriftReference {
+            schema_version: crate::SCHEMA_VERSION,
+            built_from: "train".into(),
+            rows: 2,
+            features: vec![
+                FeatureReference::Numeric {
+                    column: "a".into(),
+                    sorted_values: vec![1.0, 2.0],
+                    bin_edges: vec![1.5],
+                    missing_share: 0.0,
+                },
+                FeatureReference::Categorical {
+                    column: "b".into(),
+                    counts: [("x".to_string(), 2u64)].into_iter().collect(),
+                    missing_share: 0.0,
+                },
+            ],
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<DriftReference>(&json).unwrap(), r);
+        let rep = DriftReport {
+            schema_version: crate::SCHEMA_VERSION,
+            reference_rows: 2,
+            current_rows: 2,
+            alpha: 0.05,
+            features: vec![FeatureDrift {
+                column: "a".into(),
+                test: "ks".into(),
+                statistic: 0.5,
+                p_value: 0.9,
+                p_adjusted: 0.9,
+                psi: 0.0,
+                missing_share: 0.0,
+                drifted: false,
+            }],
+            drifted_columns: vec![],
+            drift_detected: false,
+            method: "m".into(),
+        };
+        let json = serde_json::to_string(&rep).unwrap();
+        assert_eq!(serde_json::from_str::<DriftReport>(&json).unwrap(), rep);
+    }
+}

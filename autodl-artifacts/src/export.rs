@@ -1,0 +1,101 @@
+//! The exported-model manifest.
+
+use serde::{Deserialize, Serialize};
+
+/// What the exported graph's output holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutputKind {
+    /// Class probabilities (softmax is part of the graph), one column per label.
+    Probabilities {
+        /// Labels in column order.
+        labels: Vec<String>,
+    },
+    /// A standardised value; the target is `value * std + mean`.
+    StandardizedValue {
+        /// Target mean.
+        mean: f64,
+        /// Target standard deviation.
+        std: f64,
+    },
+}
+
+/// The result of comparing two runtimes on the same inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParityCheck {
+    /// The runtime checked (e.g. `tract`).
+    pub runtime: String,
+    /// The reference it was compared with (e.g. `burn`).
+    pub reference: String,
+    /// Which rows were used (e.g. `test split`).
+    pub rows_from: String,
+    /// Number of rows compared.
+    pub rows: usize,
+    /// Largest absolute difference over all outputs.
+    pub max_abs_diff: f64,
+    /// Allowed difference.
+    pub tolerance: f64,
+    /// `max_abs_diff <= tolerance`.
+    pub passed: bool,
+}
+
+/// The exported ONNX model and the checks it passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedModel {
+    /// Schema version of this artifact.
+    pub schema_version: u32,
+    /// Run-relative path of the `.onnx` file.
+    pub onnx_path: String,
+    /// SHA-256 of the `.onnx` file.
+    pub onnx_sha256: String,
+    /// ONNX IR version.
+    pub ir_version: i64,
+    /// Default-domain opset.
+    pub opset: i64,
+    /// Name of the graph input (`[batch, features]`, `f32`).
+    pub input_name: String,
+    /// Name of the graph output (`[batch, outputs]`, `f32`).
+    pub output_name: String,
+    /// Input feature names, in column order.
+    pub feature_names: Vec<String>,
+    /// What the output holds.
+    pub output: OutputKind,
+    /// Parity of the exported graph with the trained network.
+    pub parity: ParityCheck,
+}
+
+crate::versioned!(ExportedModel);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let e = ExportedModel {
+            schema_version: crate::SCHEMA_VERSION,
+            onnx_path: "model.onnx".into(),
+            onnx_sha256: "00".into(),
+            ir_version: 8,
+            opset: 17,
+            input_name: "features".into(),
+            output_name: "output".into(),
+            feature_names: vec!["a".into()],
+            output: OutputKind::StandardizedValue {
+                mean: 1.0,
+                std: 2.0,
+            },
+            parity: ParityCheck {
+                runtime: "tract".into(),
+                reference: "burn".into(),
+                rows_from: "test split".into(),
+                rows: 3,
+                max_abs_diff: 1e-7,
+                tolerance: 1e-4,
+                passed: true,
+            },
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<ExportedModel>(&json).unwrap(), e);
+    }
+}

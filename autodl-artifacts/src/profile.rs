@@ -1,0 +1,139 @@
+//! The data profile: what each column holds, and what the target asks for.
+
+use serde::{Deserialize, Serialize};
+
+use crate::table::Task;
+
+/// How a column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// Numbers (including numbers stored as text and booleans).
+    Numeric,
+    /// Strings that name categories.
+    Categorical,
+}
+
+/// Summary statistics of a numeric column (missing values excluded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericSummary {
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator; 0 for one value).
+    pub std: f64,
+}
+
+impl NumericSummary {
+    /// Summarises the non-missing values; `None` if there are none.
+    pub fn of(values: impl Iterator<Item = f64>) -> Option<NumericSummary> {
+        let mut n = 0usize;
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        let (mut mean, mut m2) = (0.0f64, 0.0f64);
+        for x in values {
+            n += 1;
+            min = min.min(x);
+            max = max.max(x);
+            // Welford's update: stable for large n.
+            let delta = x - mean;
+            mean += delta / n as f64;
+            m2 += delta * (x - mean);
+        }
+        (n > 0).then(|| NumericSummary {
+            min,
+            max,
+            mean,
+            std: if n > 1 {
+                (m2 / (n - 1) as f64).sqrt()
+            } else {
+                0.0
+            },
+        })
+    }
+}
+
+/// Profile of one column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnProfile {
+    /// Column name.
+    pub name: String,
+    /// The storage type the file declared (e.g. `f64`, `i64`, `str`).
+    pub source_type: String,
+    /// How autodl reads it.
+    pub kind: ColumnKind,
+    /// Missing values.
+    pub missing: usize,
+    /// Missing values as a share of rows.
+    pub missing_share: f64,
+    /// Distinct non-missing values.
+    pub distinct: usize,
+    /// Numeric summary, for numeric columns with at least one value.
+    pub numeric: Option<NumericSummary>,
+    /// The most frequent categories with their counts (categorical columns, at most 10).
+    pub top_categories: Vec<(String, usize)>,
+}
+
+/// Profile of a whole table and of its target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataProfile {
+    /// Schema version of this artifact.
+    pub schema_version: u32,
+    /// SHA-256 of the source file.
+    pub source_sha256: String,
+    /// Rows in the file.
+    pub n_rows: usize,
+    /// Every column, in file order (the target included).
+    pub columns: Vec<ColumnProfile>,
+    /// The target column.
+    pub target: String,
+    /// The inferred (or requested) task.
+    pub task: Task,
+    /// Why that task was chosen.
+    pub task_reason: String,
+    /// Class labels and counts for classification (sorted by label).
+    pub class_counts: Vec<(String, usize)>,
+}
+
+crate::versioned!(DataProfile);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_matches_textbook_values() {
+        let s = NumericSummary::of([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0].into_iter()).unwrap();
+        assert_eq!(s.mean, 5.0);
+        assert!((s.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!((s.min, s.max), (2.0, 9.0));
+        assert!(NumericSummary::of(std::iter::empty()).is_none());
+    }
+
+    #[test]
+    fn profile_round_trips() {
+        let p = DataProfile {
+            schema_version: crate::SCHEMA_VERSION,
+            source_sha256: "ab".into(),
+            n_rows: 3,
+            columns: vec![ColumnProfile {
+                name: "x".into(),
+                source_type: "f64".into(),
+                kind: ColumnKind::Numeric,
+                missing: 1,
+                missing_share: 1.0 / 3.0,
+                distinct: 2,
+                numeric: NumericSummary::of([1.0, 2.0].into_iter()),
+                top_categories: vec![],
+            }],
+            target: "y".into(),
+            task: Task::Binary,
+            task_reason: "two labels".into(),
+            class_counts: vec![("a".into(), 2), ("b".into(), 1)],
+        };
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<DataProfile>(&json).unwrap(), p);
+    }
+}

@@ -1,0 +1,356 @@
+//! Raw tables, dense matrices, the task and the metric.
+
+use serde::{Deserialize, Serialize};
+
+/// The values of one raw column, as read from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ColumnValues {
+    /// Numbers (integers, floats and booleans are read as numbers); `None` is missing.
+    Numeric(Vec<Option<f64>>),
+    /// Strings; `None` is missing.
+    Text(Vec<Option<String>>),
+}
+
+impl ColumnValues {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnValues::Numeric(v) => v.len(),
+            ColumnValues::Text(v) => v.len(),
+        }
+    }
+
+    /// True when the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of missing values.
+    pub fn missing(&self) -> usize {
+        match self {
+            ColumnValues::Numeric(v) => v.iter().filter(|x| x.is_none()).count(),
+            ColumnValues::Text(v) => v.iter().filter(|x| x.is_none()).count(),
+        }
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn take(&self, indices: &[usize]) -> ColumnValues {
+        match self {
+            ColumnValues::Numeric(v) => {
+                ColumnValues::Numeric(indices.iter().map(|&i| v[i]).collect())
+            }
+            ColumnValues::Text(v) => {
+                ColumnValues::Text(indices.iter().map(|&i| v[i].clone()).collect())
+            }
+        }
+    }
+
+    /// The value at `row` rendered as a category label (numbers print without a trailing `.0`).
+    pub fn label(&self, row: usize) -> Option<String> {
+        match self {
+            ColumnValues::Numeric(v) => v[row].map(format_number),
+            ColumnValues::Text(v) => v[row].clone(),
+        }
+    }
+}
+
+/// Renders a number the way a person wrote it in a CSV: `3` rather than `3.0`.
+pub fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// One named raw column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawColumn {
+    /// Column name as in the file's header.
+    pub name: String,
+    /// The values.
+    pub values: ColumnValues,
+}
+
+/// A table as read from a file: named columns of equal length, no types beyond number/string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RawTable {
+    /// The columns, in file order.
+    pub columns: Vec<RawColumn>,
+}
+
+impl RawTable {
+    /// Number of rows (0 for a table without columns).
+    pub fn n_rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.values.len())
+    }
+
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&RawColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Column names in file order.
+    pub fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The rows at `indices`, every column.
+    pub fn take(&self, indices: &[usize]) -> RawTable {
+        RawTable {
+            columns: self
+                .columns
+                .iter()
+                .map(|c| RawColumn {
+                    name: c.name.clone(),
+                    values: c.values.take(indices),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A dense row-major `f32` matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Matrix {
+    /// Number of rows.
+    pub n_rows: usize,
+    /// Number of columns.
+    pub n_cols: usize,
+    /// `n_rows * n_cols` values, row after row.
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    /// Builds a matrix, checking that the data has `n_rows * n_cols` values.
+    pub fn new(n_rows: usize, n_cols: usize, data: Vec<f32>) -> Self {
+        assert_eq!(
+            data.len(),
+            n_rows * n_cols,
+            "matrix data has the wrong length"
+        );
+        Matrix {
+            n_rows,
+            n_cols,
+            data,
+        }
+    }
+
+    /// Row `i` as a slice.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.n_cols..(i + 1) * self.n_cols]
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn take_rows(&self, indices: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(indices.len() * self.n_cols);
+        for &i in indices {
+            data.extend_from_slice(self.row(i));
+        }
+        Matrix::new(indices.len(), self.n_cols, data)
+    }
+}
+
+/// What kind of prediction the data asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Two classes.
+    Binary,
+    /// Three or more classes.
+    Multiclass,
+    /// A real-valued target.
+    Regression,
+}
+
+impl Task {
+    /// True for binary and multiclass tasks.
+    pub fn is_classification(self) -> bool {
+        !matches!(self, Task::Regression)
+    }
+
+    /// The metric reported for this task.
+    pub fn metric(self) -> Metric {
+        match self {
+            Task::Binary | Task::Multiclass => Metric::Accuracy,
+            Task::Regression => Metric::Rmse,
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::Binary => "binary classification",
+            Task::Multiclass => "multiclass classification",
+            Task::Regression => "regression",
+        })
+    }
+}
+
+/// The quality measure of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Share of correctly classified rows (higher is better).
+    Accuracy,
+    /// Root mean squared error in the target's own units (lower is better).
+    Rmse,
+}
+
+impl Metric {
+    /// The metric's name as written into artifacts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::Rmse => "rmse",
+        }
+    }
+
+    /// True when larger values are better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::Accuracy)
+    }
+
+    /// Maps a metric value to a score where larger is always better (search maximises it).
+    pub fn score(self, value: f64) -> f64 {
+        if self.higher_is_better() {
+            value
+        } else {
+            -value
+        }
+    }
+
+    /// Computes the metric. `outputs` holds one row per sample: class probabilities for
+    /// classification, one predicted value for regression. `targets` holds class indices or
+    /// values in the same units as the outputs.
+    pub fn compute(self, outputs: &Matrix, targets: &[f32]) -> f64 {
+        assert_eq!(outputs.n_rows, targets.len(), "one target per output row");
+        if targets.is_empty() {
+            return f64::NAN;
+        }
+        match self {
+            Metric::Accuracy => {
+                let correct = (0..outputs.n_rows)
+                    .filter(|&i| argmax(outputs.row(i)) == targets[i] as usize)
+                    .count();
+                correct as f64 / targets.len() as f64
+            }
+            Metric::Rmse => {
+                let sse: f64 = (0..outputs.n_rows)
+                    .map(|i| (outputs.row(i)[0] as f64 - targets[i] as f64).powi(2))
+                    .sum();
+                (sse / targets.len() as f64).sqrt()
+            }
+        }
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A metric and its value, as written into the run manifest: `{"name": …, "value": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricValue {
+    /// Metric name, e.g. `accuracy` or `rmse`.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+}
+
+impl MetricValue {
+    /// A value of `metric`.
+    pub fn new(metric: Metric, value: f64) -> Self {
+        MetricValue {
+            name: metric.name().to_string(),
+            value,
+        }
+    }
+}
+
+/// Features and targets of one split, ready for a network.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SplitData {
+    /// Transformed features, one row per sample.
+    pub x: Matrix,
+    /// Class index (as `f32`) for classification, standardised target for regression.
+    pub y: Vec<f32>,
+}
+
+/// The three splits and what is needed to interpret them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedData {
+    /// The task.
+    pub task: Task,
+    /// Number of classes (0 for regression).
+    pub n_classes: usize,
+    /// Names of the transformed feature columns.
+    pub feature_names: Vec<String>,
+    /// Training split.
+    pub train: SplitData,
+    /// Validation split (early stopping, model selection).
+    pub valid: SplitData,
+    /// Test split (reported once, at the end).
+    pub test: SplitData,
+}
+
+impl PreparedData {
+    /// Number of network outputs: classes, or 1 for regression.
+    pub fn n_outputs(&self) -> usize {
+        if self.task.is_classification() {
+            self.n_classes
+        } else {
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_and_rmse() {
+        let out = Matrix::new(3, 2, vec![0.9, 0.1, 0.2, 0.8, 0.6, 0.4]);
+        assert_eq!(Metric::Accuracy.compute(&out, &[0.0, 1.0, 1.0]), 2.0 / 3.0);
+        let out = Matrix::new(2, 1, vec![1.0, 3.0]);
+        assert_eq!(Metric::Rmse.compute(&out, &[2.0, 3.0]), (0.5f64).sqrt());
+        assert!(Metric::Accuracy.score(0.5) > Metric::Accuracy.score(0.4));
+        assert!(Metric::Rmse.score(0.4) > Metric::Rmse.score(0.5));
+    }
+
+    #[test]
+    fn labels_print_like_a_person_wrote_them() {
+        let c = ColumnValues::Numeric(vec![Some(3.0), Some(2.5), None]);
+        assert_eq!(c.label(0).as_deref(), Some("3"));
+        assert_eq!(c.label(1).as_deref(), Some("2.5"));
+        assert_eq!(c.label(2), None);
+    }
+
+    #[test]
+    fn raw_table_round_trips() {
+        let t = RawTable {
+            columns: vec![
+                RawColumn {
+                    name: "a".into(),
+                    values: ColumnValues::Numeric(vec![Some(1.0), None]),
+                },
+                RawColumn {
+                    name: "b".into(),
+                    values: ColumnValues::Text(vec![None, Some("x".into())]),
+                },
+            ],
+        };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<RawTable>(&json).unwrap(), t);
+        assert_eq!(t.take(&[1]).n_rows(), 1);
+    }
+}

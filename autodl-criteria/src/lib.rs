@@ -1,0 +1,371 @@
+//! Self-assessment: the survey's ten criteria, scored from what a run measured.
+//!
+//! In: [`RunFacts`], the measurements the orchestrator collected while running the pipeline.
+//! Out: a [`Scorecard`] with all ten criteria in the survey's order. Each criterion either
+//! carries a measured value with the method that produced it, or says why it is not measured
+//! and what would measure it. Nothing is estimated without saying so, and no number is invented.
+//!
+//! ```
+//! use autodl_artifacts::criteria::Criterion;
+//! use autodl_artifacts::table::{MetricValue, Task};
+//! use autodl_criteria::{RunFacts, assess};
+//! let facts = RunFacts::example();
+//! let card = assess(&facts);
+//! assert_eq!(card.criteria.len(), 10);
+//! assert_eq!(card.criteria[1].criterion, Criterion::SolutionQuality);
+//! ```
+
+use autodl_artifacts::SCHEMA_VERSION;
+use autodl_artifacts::criteria::{Assessment, Criterion, CriterionEntry, Measurement, Scorecard};
+use autodl_artifacts::export::ParityCheck;
+use autodl_artifacts::table::{Metric, MetricValue, Task};
+
+/// Power drawn per busy CPU core, in watts, when no energy counter is readable. A stated
+/// assumption (a typical server core under load, package power divided by cores), not a
+/// measurement; the scorecard says so.
+pub const ASSUMED_WATTS_PER_CORE: f64 = 10.0;
+
+/// Default grid carbon intensity in g CO2e per kWh (a world-average figure).
+pub const DEFAULT_GRID_G_PER_KWH: f64 = 475.0;
+
+/// Energy used by the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Energy {
+    /// Read from a hardware counter (RAPL), in joules.
+    Measured {
+        /// Joules.
+        joules: f64,
+        /// The counter read.
+        source: String,
+    },
+    /// No counter was readable; estimate from CPU time at [`ASSUMED_WATTS_PER_CORE`].
+    Unavailable {
+        /// Why no counter was read.
+        reason: String,
+    },
+}
+
+/// What the orchestrator measured during a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFacts {
+    /// The run.
+    pub run_id: String,
+    /// The task.
+    pub task: Task,
+    /// Test metric of the final model.
+    pub test_metric: MetricValue,
+    /// Validation metric of the final model.
+    pub valid_metric: MetricValue,
+    /// Test metric of the linfa baseline, if it could be fitted.
+    pub baseline_test_metric: Option<(String, MetricValue)>,
+    /// Test metric of the trivial predictor (majority class or training mean).
+    pub trivial_test_metric: MetricValue,
+    /// Wall seconds of the whole run.
+    pub wall_secs: f64,
+    /// CPU seconds (user + system) of the process, if readable.
+    pub cpu_secs: Option<f64>,
+    /// Trials evaluated, and how many diverged.
+    pub trials: usize,
+    /// Trials that diverged.
+    pub diverged_trials: usize,
+    /// Seconds into the search at which the best-so-far validation score first came within 5%
+    /// of the final best.
+    pub time_to_95pct_secs: Option<f64>,
+    /// Trainable parameters of the final model.
+    pub parameters: usize,
+    /// Multiply–accumulates per prediction.
+    pub inference_macs: usize,
+    /// The final architecture in words.
+    pub architecture: String,
+    /// Test metric recomputed from the weights as read back from disk.
+    pub reloaded_test_metric: Option<MetricValue>,
+    /// The run's export parity check.
+    pub parity: Option<ParityCheck>,
+    /// Artifacts written and read back with a schema check.
+    pub artifacts_checked: usize,
+    /// Artifacts that failed that check.
+    pub artifacts_failed: usize,
+    /// Warnings raised during the run.
+    pub warnings: Vec<String>,
+    /// Energy.
+    pub energy: Energy,
+    /// Grid carbon intensity, g CO2e per kWh.
+    pub grid_g_per_kwh: f64,
+}
+
+impl RunFacts {
+    /// A filled-in example (for documentation and tests).
+    pub fn example() -> Self {
+        RunFacts {
+            run_id: "example".into(),
+            task: Task::Multiclass,
+            test_metric: MetricValue::new(Metric::Accuracy, 0.97),
+            valid_metric: MetricValue::new(Metric::Accuracy, 0.98),
+            baseline_test_metric: Some((
+                "logistic".into(),
+                MetricValue::new(Metric::Accuracy, 0.95),
+            )),
+            trivial_test_metric: MetricValue::new(Metric::Accuracy, 0.1),
+            wall_secs: 60.0,
+            cpu_secs: Some(70.0),
+            trials: 30,
+            diverged_trials: 1,
+            time_to_95pct_secs: Some(5.0),
+            parameters: 10_000,
+            inference_macs: 9_000,
+            architecture: "dense(128) → relu → output(10)".into(),
+            reloaded_test_metric: Some(MetricValue::new(Metric::Accuracy, 0.97)),
+            parity: None,
+            artifacts_checked: 8,
+            artifacts_failed: 0,
+            warnings: vec![],
+            energy: Energy::Unavailable {
+                reason: "no RAPL".into(),
+            },
+            grid_g_per_kwh: DEFAULT_GRID_G_PER_KWH,
+        }
+    }
+}
+
+fn m(name: &str, value: f64, unit: &str) -> Measurement {
+    Measurement {
+        name: name.into(),
+        value,
+        unit: unit.into(),
+    }
+}
+
+fn measured(value: f64, unit: &str, method: String, details: Vec<Measurement>) -> Assessment {
+    Assessment::Measured {
+        value,
+        unit: unit.into(),
+        method,
+        details,
+    }
+}
+
+fn not_measured(reason: &str) -> Assessment {
+    Assessment::NotMeasured {
+        reason: reason.into(),
+    }
+}
+
+/// The test metric a trivial predictor reaches: the training majority class for
+/// classification, the training mean for regression (targets standardised, errors scaled back
+/// with `target_scale`).
+pub fn trivial_metric(
+    task: Task,
+    train_y: &[f32],
+    test_y: &[f32],
+    target_scale: f64,
+) -> MetricValue {
+    let metric = task.metric();
+    if task.is_classification() {
+        let mut counts = std::collections::BTreeMap::<i64, usize>::new();
+        for &y in train_y {
+            *counts.entry(y as i64).or_default() += 1;
+        }
+        let majority = counts
+            .iter()
+            .max_by_key(|(c, n)| (**n, -**c))
+            .map_or(0, |(c, _)| *c);
+        let correct = test_y.iter().filter(|&&y| y as i64 == majority).count();
+        MetricValue::new(metric, correct as f64 / test_y.len().max(1) as f64)
+    } else {
+        let mean = train_y.iter().map(|&y| y as f64).sum::<f64>() / train_y.len().max(1) as f64;
+        let mse = test_y
+            .iter()
+            .map(|&y| (y as f64 - mean).powi(2))
+            .sum::<f64>()
+            / test_y.len().max(1) as f64;
+        MetricValue::new(metric, mse.sqrt() * target_scale)
+    }
+}
+
+/// Scores the run on all ten criteria.
+pub fn assess(f: &RunFacts) -> Scorecard {
+    let metric = f.task.metric();
+    let unit = metric.name();
+    let mut criteria = Vec::with_capacity(10);
+    for criterion in Criterion::ALL {
+        let assessment = match criterion {
+            Criterion::Novelty => not_measured(
+                "no reference set of published architectures to measure the found one against yet; \
+                 planned: graph edit distance from the default and baseline architectures",
+            ),
+            Criterion::SolutionQuality => {
+                let mut details = vec![
+                    m("validation", f.valid_metric.value, unit),
+                    m("trivial predictor (test)", f.trivial_test_metric.value, unit),
+                ];
+                if let Some((name, b)) = &f.baseline_test_metric {
+                    details.push(m(&format!("{name} (test)"), b.value, unit));
+                }
+                measured(
+                    f.test_metric.value,
+                    unit,
+                    format!(
+                        "{} of the final model on the held-out test split, computed once after model selection; \
+                         compared with the linfa baseline and a trivial predictor on the same split",
+                        metric.name()
+                    ),
+                    details,
+                )
+            }
+            Criterion::Efficiency => {
+                let mut details = vec![
+                    m("trials", f.trials as f64, ""),
+                    m("diverged trials", f.diverged_trials as f64, ""),
+                ];
+                if let Some(cpu) = f.cpu_secs {
+                    details.push(m("CPU time", cpu, "s"));
+                }
+                if let Some(t) = f.time_to_95pct_secs {
+                    details.push(m("search time to within 5% of the final validation score", t, "s"));
+                }
+                measured(
+                    f.wall_secs,
+                    "s",
+                    "wall-clock time of the whole run (monotonic clock); CPU time from /proc/self/stat".into(),
+                    details,
+                )
+            }
+            Criterion::Stability => not_measured(
+                "needs repeated runs with different seeds (planned: --repeats N reporting the spread of the test metric)",
+            ),
+            Criterion::Interpretability => measured(
+                f.parameters as f64,
+                "parameters",
+                format!(
+                    "model size as the measure of how much there is to understand: trainable parameters of `{}`; \
+                     feature importance is not computed yet",
+                    f.architecture
+                ),
+                vec![m("multiply-accumulates per prediction", f.inference_macs as f64, "")],
+            ),
+            Criterion::Reproducibility => match &f.reloaded_test_metric {
+                Some(r) => measured(
+                    (r.value - f.test_metric.value).abs(),
+                    unit,
+                    "the saved artifacts (transform, architecture, safetensors weights) were read back from disk \
+                     and the test metric recomputed; the value is its absolute difference from the reported one. \
+                     Seed, data hash and versions are recorded in manifest.json"
+                        .into(),
+                    vec![m("recomputed test metric", r.value, unit)],
+                ),
+                None => not_measured("the saved model could not be reloaded"),
+            },
+            Criterion::EngineeringQuality => match &f.parity {
+                Some(p) => measured(
+                    p.max_abs_diff,
+                    "max |Δ|",
+                    format!(
+                        "largest difference between {} and {} outputs on the {} ({} rows), tolerance {:e}; \
+                         plus every artifact re-read with its schema check",
+                        p.runtime, p.reference, p.rows_from, p.rows, p.tolerance
+                    ),
+                    vec![
+                        m("parity passed", if p.passed { 1.0 } else { 0.0 }, "bool"),
+                        m("artifacts checked", f.artifacts_checked as f64, ""),
+                        m("artifacts failing", f.artifacts_failed as f64, ""),
+                        m("warnings", f.warnings.len() as f64, ""),
+                    ],
+                ),
+                None => not_measured("the model was not exported, so there is no parity check"),
+            },
+            Criterion::Scalability => not_measured(
+                "needs fits on growing data fractions (planned: 25/50/100% with the fitted cost growth)",
+            ),
+            Criterion::Generalizability => measured(
+                f.valid_metric.value - f.test_metric.value,
+                unit,
+                "validation metric minus test metric of the final model: the optimism of model selection \
+                 (positive means the test split scored worse)"
+                    .into(),
+                vec![],
+            ),
+            Criterion::EcoFriendliness => {
+                let (joules, method) = match (&f.energy, f.cpu_secs) {
+                    (Energy::Measured { joules, source }, _) => (Some(*joules), format!("energy read from {source}")),
+                    (Energy::Unavailable { reason }, Some(cpu)) => (
+                        Some(cpu * ASSUMED_WATTS_PER_CORE),
+                        format!(
+                            "ESTIMATE: no energy counter ({reason}); CPU seconds × an assumed {ASSUMED_WATTS_PER_CORE} W per busy core"
+                        ),
+                    ),
+                    (Energy::Unavailable { reason }, None) => (None, reason.clone()),
+                };
+                match joules {
+                    Some(j) => {
+                        let kwh = j / 3.6e6;
+                        measured(
+                            kwh * 1000.0,
+                            "Wh",
+                            format!("{method}; CO2e at {} g/kWh", f.grid_g_per_kwh),
+                            vec![m("CO2e", kwh * f.grid_g_per_kwh, "g")],
+                        )
+                    }
+                    None => not_measured(&format!("neither an energy counter nor CPU time was readable: {method}")),
+                }
+            }
+        };
+        criteria.push(CriterionEntry {
+            criterion,
+            assessment,
+        });
+    }
+    Scorecard {
+        schema_version: SCHEMA_VERSION,
+        run_id: f.run_id.clone(),
+        criteria,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_ten_in_order_and_values_come_from_the_facts() {
+        let mut facts = RunFacts::example();
+        let card = assess(&facts);
+        assert_eq!(
+            card.criteria
+                .iter()
+                .map(|c| c.criterion)
+                .collect::<Vec<_>>(),
+            Criterion::ALL
+        );
+        let value = |card: &Scorecard, c: Criterion| match &card
+            .criteria
+            .iter()
+            .find(|e| e.criterion == c)
+            .unwrap()
+            .assessment
+        {
+            Assessment::Measured { value, .. } => Some(*value),
+            Assessment::NotMeasured { .. } => None,
+        };
+        assert_eq!(value(&card, Criterion::SolutionQuality), Some(0.97));
+        assert!((value(&card, Criterion::Generalizability).unwrap() - 0.01).abs() < 1e-12);
+        // 70 CPU seconds at 10 W = 700 J = 0.1944 Wh.
+        assert!((value(&card, Criterion::EcoFriendliness).unwrap() - 700.0 / 3600.0).abs() < 1e-12);
+        assert_eq!(value(&card, Criterion::Stability), None);
+        facts.cpu_secs = None;
+        assert_eq!(value(&assess(&facts), Criterion::EcoFriendliness), None);
+    }
+
+    #[test]
+    fn trivial_predictor() {
+        let t = trivial_metric(
+            Task::Multiclass,
+            &[0.0, 1.0, 1.0],
+            &[1.0, 0.0, 1.0, 2.0],
+            1.0,
+        );
+        assert_eq!(t.value, 0.5);
+        let r = trivial_metric(Task::Regression, &[1.0, 3.0], &[2.0, 4.0], 10.0);
+        // Mean 2: errors 0 and 2 → rmse √2, times scale 10.
+        assert!((r.value - 10.0 * 2f64.sqrt()).abs() < 1e-9);
+    }
+}

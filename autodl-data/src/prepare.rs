@@ -1,0 +1,689 @@
+//! Profiling, task inference, splitting and fitting the transform.
+
+use std::collections::{BTreeMap, HashMap};
+
+use autodl_artifacts::SCHEMA_VERSION;
+use autodl_artifacts::context::RunContext;
+use autodl_artifacts::profile::{ColumnKind, ColumnProfile, DataProfile, NumericSummary};
+use autodl_artifacts::table::{ColumnValues, PreparedData, RawColumn, RawTable, SplitData, Task};
+use autodl_artifacts::transform::{
+    CleaningDecision, FeatureStep, FeatureTransform, TargetEncoding,
+};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::{DataError, Result};
+
+/// Settings of the data stage.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareConfig {
+    /// The target column.
+    pub target: String,
+    /// Force a task instead of inferring it.
+    pub task: Option<Task>,
+    /// Share of rows for validation.
+    pub valid_fraction: f64,
+    /// Share of rows for the test split.
+    pub test_fraction: f64,
+    /// A categorical column keeps at most this many categories (the most frequent).
+    pub max_categories: usize,
+    /// A numeric target with integer values and at most this many distinct values is read as
+    /// class labels.
+    pub max_integer_classes: usize,
+}
+
+impl PrepareConfig {
+    /// Defaults: 15% validation, 15% test, at most 50 categories, integer targets with at most
+    /// 20 distinct values are classes.
+    pub fn new(target: impl Into<String>) -> Self {
+        PrepareConfig {
+            target: target.into(),
+            task: None,
+            valid_fraction: 0.15,
+            test_fraction: 0.15,
+            max_categories: 50,
+            max_integer_classes: 20,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = |f: f64| (0.0..0.5).contains(&f) && f > 0.0;
+        if !ok(self.valid_fraction) || !ok(self.test_fraction) {
+            return Err(DataError::Config(format!(
+                "valid_fraction {} and test_fraction {} must each be in (0, 0.5)",
+                self.valid_fraction, self.test_fraction
+            )));
+        }
+        if self.max_categories < 2 {
+            return Err(DataError::Config(
+                "max_categories must be at least 2".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything the data stage produces.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Profile of the whole file.
+    pub profile: DataProfile,
+    /// The transform fitted on the training split.
+    pub transform: FeatureTransform,
+    /// The transformed splits.
+    pub data: PreparedData,
+    /// Raw rows of the training split (the monitor's reference).
+    pub raw_train: RawTable,
+    /// Raw rows of the test split, target included.
+    pub raw_test: RawTable,
+}
+
+/// Rows needed at the least: a handful per split.
+const MIN_ROWS: usize = 10;
+
+/// Profiles `table`, infers the task from `cfg.target`, splits, fits the transform on the
+/// training split and transforms all three splits.
+pub fn prepare(
+    cfg: &PrepareConfig,
+    table: &RawTable,
+    source_sha256: &str,
+    ctx: &RunContext,
+) -> Result<Prepared> {
+    cfg.validate()?;
+    let profile = profile_table(cfg, table, source_sha256)?;
+    let target = table
+        .column(&cfg.target)
+        .expect("profile_table checked the target");
+    let mut decisions = Vec::new();
+
+    // Rows with a target; the rest cannot be learned from.
+    let labelled: Vec<usize> = (0..table.n_rows())
+        .filter(|&i| target.values.label(i).is_some())
+        .collect();
+    if labelled.len() < table.n_rows() {
+        decisions.push(CleaningDecision {
+            column: cfg.target.clone(),
+            action: "drop_rows".into(),
+            reason: format!(
+                "{} rows have no target value",
+                table.n_rows() - labelled.len()
+            ),
+        });
+    }
+    if labelled.len() < MIN_ROWS {
+        return Err(DataError::TooFewRows {
+            rows: labelled.len(),
+            needed: MIN_ROWS,
+        });
+    }
+
+    let strata: Option<Vec<String>> = profile.task.is_classification().then(|| {
+        labelled
+            .iter()
+            .map(|&i| target.values.label(i).unwrap_or_default())
+            .collect()
+    });
+    let (train_idx, valid_idx, test_idx) = split(
+        &labelled,
+        strata.as_deref(),
+        cfg.valid_fraction,
+        cfg.test_fraction,
+        ctx.derive_seed("split"),
+    );
+
+    let raw_train = table.take(&train_idx);
+    let raw_valid = table.take(&valid_idx);
+    let raw_test = table.take(&test_idx);
+
+    let target_encoding = fit_target(&profile, raw_train.column(&cfg.target).unwrap())?;
+    let steps = fit_steps(cfg, &profile, &raw_train, &mut decisions)?;
+    let transform = FeatureTransform {
+        schema_version: SCHEMA_VERSION,
+        fitted_on_sha256: source_sha256.to_string(),
+        fitted_rows: raw_train.n_rows(),
+        target: cfg.target.clone(),
+        task: profile.task,
+        target_encoding,
+        steps,
+        decisions,
+    };
+
+    let encode = |raw: &RawTable| -> Result<SplitData> {
+        Ok(SplitData {
+            x: transform.transform(raw)?,
+            y: transform.encode_target(raw.column(&cfg.target).unwrap())?,
+        })
+    };
+    let data = PreparedData {
+        task: profile.task,
+        n_classes: match &transform.target_encoding {
+            TargetEncoding::Classes { labels } => labels.len(),
+            TargetEncoding::Standardized { .. } => 0,
+        },
+        feature_names: transform.feature_names(),
+        train: encode(&raw_train)?,
+        valid: encode(&raw_valid)?,
+        test: encode(&raw_test)?,
+    };
+    Ok(Prepared {
+        profile,
+        transform,
+        data,
+        raw_train,
+        raw_test,
+    })
+}
+
+/// Profiles every column and infers the task from the target column.
+pub fn profile_table(
+    cfg: &PrepareConfig,
+    table: &RawTable,
+    source_sha256: &str,
+) -> Result<DataProfile> {
+    let target = table
+        .column(&cfg.target)
+        .ok_or_else(|| DataError::MissingTarget {
+            name: cfg.target.clone(),
+            available: table.names().iter().map(|s| s.to_string()).collect(),
+        })?;
+    let columns: Vec<ColumnProfile> = table.columns.iter().map(profile_column).collect();
+    let (task, task_reason) = infer_task(cfg, target)?;
+    let class_counts = if task.is_classification() {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..target.values.len() {
+            if let Some(l) = target.values.label(i) {
+                *counts.entry(l).or_default() += 1;
+            }
+        }
+        sorted_labels(counts.into_iter().collect())
+    } else {
+        Vec::new()
+    };
+    Ok(DataProfile {
+        schema_version: SCHEMA_VERSION,
+        source_sha256: source_sha256.to_string(),
+        n_rows: table.n_rows(),
+        columns,
+        target: cfg.target.clone(),
+        task,
+        task_reason,
+        class_counts,
+    })
+}
+
+/// Numbers parsed from a text column, if every non-missing value is a number.
+fn parse_numbers(values: &[Option<String>]) -> Option<Vec<Option<f64>>> {
+    values
+        .iter()
+        .map(|v| match v {
+            None => Some(None),
+            Some(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Some),
+        })
+        .collect()
+}
+
+/// The column's values as numbers, if it is numeric or text holding only numbers.
+fn as_numbers(column: &RawColumn) -> Option<std::borrow::Cow<'_, [Option<f64>]>> {
+    match &column.values {
+        ColumnValues::Numeric(v) => Some(std::borrow::Cow::Borrowed(v.as_slice())),
+        ColumnValues::Text(v) => parse_numbers(v).map(std::borrow::Cow::Owned),
+    }
+}
+
+fn profile_column(column: &RawColumn) -> ColumnProfile {
+    let n = column.values.len();
+    let missing = column.values.missing();
+    let source_type = match &column.values {
+        ColumnValues::Numeric(_) => "number",
+        ColumnValues::Text(_) => "string",
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for i in 0..n {
+        if let Some(l) = column.values.label(i) {
+            *counts.entry(l).or_default() += 1;
+        }
+    }
+    let distinct = counts.len();
+    match as_numbers(column) {
+        Some(values) => ColumnProfile {
+            name: column.name.clone(),
+            source_type: source_type.into(),
+            kind: ColumnKind::Numeric,
+            missing,
+            missing_share: missing as f64 / n.max(1) as f64,
+            distinct,
+            numeric: NumericSummary::of(values.iter().flatten().copied()),
+            top_categories: Vec::new(),
+        },
+        None => {
+            let mut top: Vec<(String, usize)> = counts.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            top.truncate(10);
+            ColumnProfile {
+                name: column.name.clone(),
+                source_type: source_type.into(),
+                kind: ColumnKind::Categorical,
+                missing,
+                missing_share: missing as f64 / n.max(1) as f64,
+                distinct,
+                numeric: None,
+                top_categories: top,
+            }
+        }
+    }
+}
+
+fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)> {
+    let mut distinct: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..target.values.len() {
+        if let Some(l) = target.values.label(i) {
+            *distinct.entry(l).or_default() += 1;
+        }
+    }
+    if distinct.len() < 2 {
+        return Err(DataError::SingleClass {
+            target: target.name.clone(),
+            value: distinct
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "(all missing)".into()),
+        });
+    }
+    let numbers = as_numbers(target);
+    let classification = |reason: String| {
+        let task = if distinct.len() == 2 {
+            Task::Binary
+        } else {
+            Task::Multiclass
+        };
+        Ok((task, reason))
+    };
+    match (cfg.task, numbers) {
+        (Some(Task::Regression), None) => {
+            let (row, example) = (0..target.values.len())
+                .find_map(|i| {
+                    target
+                        .values
+                        .label(i)
+                        .filter(|l| l.trim().parse::<f64>().is_err())
+                        .map(|l| (i + 1, l))
+                })
+                .unwrap_or((0, String::new()));
+            Err(DataError::NonNumericTarget {
+                target: target.name.clone(),
+                example,
+                row,
+            })
+        }
+        (Some(Task::Regression), Some(_)) => Ok((Task::Regression, "requested".into())),
+        (Some(_), _) => classification(format!("requested; {} classes", distinct.len())),
+        (None, None) => classification(format!(
+            "the target holds text labels ({} distinct)",
+            distinct.len()
+        )),
+        (None, Some(values)) => {
+            let integers = values.iter().flatten().all(|x| x.fract() == 0.0);
+            if integers && distinct.len() <= cfg.max_integer_classes {
+                classification(format!(
+                    "the target holds {} distinct integers (at most {} are read as classes)",
+                    distinct.len(),
+                    cfg.max_integer_classes
+                ))
+            } else {
+                Ok((
+                    Task::Regression,
+                    format!(
+                        "the target is numeric with {} distinct values{}",
+                        distinct.len(),
+                        if integers { "" } else { ", not all integers" }
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Sorts labels numerically when they are all numbers, else lexically.
+fn sorted_labels(mut labels: Vec<(String, usize)>) -> Vec<(String, usize)> {
+    if labels.iter().all(|(l, _)| l.parse::<f64>().is_ok()) {
+        labels.sort_by(|a, b| {
+            a.0.parse::<f64>()
+                .unwrap()
+                .total_cmp(&b.0.parse::<f64>().unwrap())
+        });
+    } else {
+        labels.sort();
+    }
+    labels
+}
+
+/// Splits `rows` into train / validation / test, stratified by `strata` when given.
+/// Every stratum keeps at least one training row.
+fn split(
+    rows: &[usize],
+    strata: Option<&[String]>,
+    valid_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (k, &row) in rows.iter().enumerate() {
+        let key = strata.map_or("", |s| s[k].as_str());
+        groups.entry(key).or_default().push(row);
+    }
+    let (mut train, mut valid, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    for (_, mut members) in groups {
+        members.shuffle(&mut rng);
+        let n = members.len();
+        let mut n_test = (n as f64 * test_fraction).round() as usize;
+        let mut n_valid = (n as f64 * valid_fraction).round() as usize;
+        while n_test + n_valid >= n && (n_test > 0 || n_valid > 0) {
+            if n_valid >= n_test {
+                n_valid -= 1
+            } else {
+                n_test -= 1
+            }
+        }
+        test.extend_from_slice(&members[..n_test]);
+        valid.extend_from_slice(&members[n_test..n_test + n_valid]);
+        train.extend_from_slice(&members[n_test + n_valid..]);
+    }
+    train.sort_unstable();
+    valid.sort_unstable();
+    test.sort_unstable();
+    (train, valid, test)
+}
+
+fn fit_target(profile: &DataProfile, target: &RawColumn) -> Result<TargetEncoding> {
+    if profile.task.is_classification() {
+        // Labels from the whole file, so that a class absent from the training split still has
+        // an output (it will be predicted rarely, but test rows of that class stay encodable).
+        return Ok(TargetEncoding::Classes {
+            labels: profile
+                .class_counts
+                .iter()
+                .map(|(l, _)| l.clone())
+                .collect(),
+        });
+    }
+    let values = as_numbers(target).expect("regression targets were checked to be numeric");
+    let s = NumericSummary::of(values.iter().flatten().copied())
+        .expect("the training split has labelled rows");
+    Ok(TargetEncoding::Standardized {
+        mean: s.mean,
+        std: if s.std > 0.0 { s.std } else { 1.0 },
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn fit_steps(
+    cfg: &PrepareConfig,
+    profile: &DataProfile,
+    train: &RawTable,
+    decisions: &mut Vec<CleaningDecision>,
+) -> Result<Vec<FeatureStep>> {
+    let mut steps = Vec::new();
+    let mut decide = |column: &str, action: &str, reason: String| {
+        decisions.push(CleaningDecision {
+            column: column.to_string(),
+            action: action.to_string(),
+            reason,
+        })
+    };
+    let n_rows = profile.n_rows;
+    for (column, col_profile) in train.columns.iter().zip(&profile.columns) {
+        if column.name == cfg.target {
+            continue;
+        }
+        let name = column.name.as_str();
+        if col_profile.missing == n_rows {
+            decide(name, "drop", "every value is missing".into());
+            continue;
+        }
+        if col_profile.distinct <= 1 {
+            decide(name, "drop", "constant: a single distinct value".into());
+            continue;
+        }
+        match col_profile.kind {
+            ColumnKind::Numeric => {
+                let values = as_numbers(column).expect("profiled as numeric");
+                let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+                if present.is_empty() {
+                    decide(name, "drop", "no values in the training split".into());
+                    continue;
+                }
+                let impute = median(&mut present);
+                let filled = values.iter().map(|v| v.unwrap_or(impute));
+                let s = NumericSummary::of(filled).expect("non-empty");
+                let missing = values.iter().filter(|v| v.is_none()).count();
+                if missing > 0 {
+                    decide(
+                        name,
+                        "impute_median",
+                        format!(
+                            "{missing} missing values in training, filled with the median {impute}"
+                        ),
+                    );
+                }
+                steps.push(FeatureStep::Numeric {
+                    column: column.name.clone(),
+                    impute,
+                    mean: s.mean,
+                    std: if s.std > 0.0 { s.std } else { 1.0 },
+                });
+            }
+            ColumnKind::Categorical => {
+                if col_profile.distinct == n_rows && n_rows > 2 * cfg.max_categories {
+                    decide(
+                        name,
+                        "drop",
+                        "identifier-like: a distinct text value in every row".into(),
+                    );
+                    continue;
+                }
+                let mut counts: HashMap<String, usize> = HashMap::new();
+                for i in 0..column.values.len() {
+                    if let Some(l) = column.values.label(i) {
+                        *counts.entry(l).or_default() += 1;
+                    }
+                }
+                let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+                ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let Some((impute, _)) = ranked.first().cloned() else {
+                    decide(name, "drop", "no values in the training split".into());
+                    continue;
+                };
+                if ranked.len() > cfg.max_categories {
+                    decide(
+                        name,
+                        "limit_categories",
+                        format!(
+                            "{} categories; the {} most frequent are one-hot encoded, the rest encode as zeros",
+                            ranked.len(),
+                            cfg.max_categories
+                        ),
+                    );
+                    ranked.truncate(cfg.max_categories);
+                }
+                let missing = column.values.missing();
+                if missing > 0 {
+                    decide(
+                        name,
+                        "impute_mode",
+                        format!(
+                            "{missing} missing values in training, filled with the most frequent category '{impute}'"
+                        ),
+                    );
+                }
+                decide(
+                    name,
+                    "one_hot",
+                    format!("categorical with {} categories", ranked.len()),
+                );
+                let mut categories: Vec<String> = ranked.into_iter().map(|(c, _)| c).collect();
+                categories.sort();
+                steps.push(FeatureStep::OneHot {
+                    column: column.name.clone(),
+                    categories,
+                    impute,
+                });
+            }
+        }
+    }
+    if steps.is_empty() {
+        let reasons = decisions
+            .iter()
+            .map(|d| format!("{} ({})", d.column, d.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(DataError::NoFeatures {
+            reasons: if reasons.is_empty() {
+                "the table has only the target column".into()
+            } else {
+                reasons
+            },
+        });
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(name: &str, v: Vec<f64>) -> RawColumn {
+        RawColumn {
+            name: name.into(),
+            values: ColumnValues::Numeric(v.into_iter().map(Some).collect()),
+        }
+    }
+
+    #[test]
+    fn split_is_disjoint_complete_stratified_and_seeded() {
+        let rows: Vec<usize> = (0..200).collect();
+        let strata: Vec<String> = rows
+            .iter()
+            .map(|i| (if i % 4 == 0 { "a" } else { "b" }).to_string())
+            .collect();
+        let (tr, va, te) = split(&rows, Some(&strata), 0.15, 0.15, 7);
+        let mut all: Vec<usize> = tr.iter().chain(&va).chain(&te).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, rows);
+        // 50 "a" rows: 8 test (7.5 rounds to 8), 8 valid.
+        let count_a = |s: &[usize]| s.iter().filter(|&&i| i % 4 == 0).count();
+        assert_eq!((count_a(&te), count_a(&va)), (8, 8));
+        assert_eq!(
+            split(&rows, Some(&strata), 0.15, 0.15, 7),
+            (tr.clone(), va, te)
+        );
+        assert_ne!(split(&rows, Some(&strata), 0.15, 0.15, 8).0, tr);
+        // A stratum of one row stays in training.
+        let (tr, va, te) = split(&[5], Some(&["z".to_string()]), 0.15, 0.15, 1);
+        assert_eq!((tr, va, te), (vec![5], vec![], vec![]));
+    }
+
+    #[test]
+    fn task_inference() {
+        let cfg = PrepareConfig::new("y");
+        let ints = numeric("y", (0..100).map(|i| (i % 3) as f64).collect());
+        assert_eq!(infer_task(&cfg, &ints).unwrap().0, Task::Multiclass);
+        let many = numeric("y", (0..100).map(|i| i as f64).collect());
+        assert_eq!(infer_task(&cfg, &many).unwrap().0, Task::Regression);
+        let two = RawColumn {
+            name: "y".into(),
+            values: ColumnValues::Text(
+                (0..10)
+                    .map(|i| Some(if i % 2 == 0 { "m" } else { "b" }.into()))
+                    .collect(),
+            ),
+        };
+        assert_eq!(infer_task(&cfg, &two).unwrap().0, Task::Binary);
+        let one = numeric("y", vec![1.0; 10]);
+        assert!(matches!(
+            infer_task(&cfg, &one),
+            Err(DataError::SingleClass { .. })
+        ));
+        let mut reg = PrepareConfig::new("y");
+        reg.task = Some(Task::Regression);
+        assert!(matches!(
+            infer_task(&reg, &two),
+            Err(DataError::NonNumericTarget { row: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn prepare_fits_on_train_only_and_records_decisions() {
+        let n = 100;
+        let table = RawTable {
+            columns: vec![
+                numeric("x", (0..n).map(|i| i as f64).collect()),
+                numeric("constant", vec![3.0; n]),
+                RawColumn {
+                    name: "colour".into(),
+                    values: ColumnValues::Text(
+                        (0..n)
+                            .map(|i| {
+                                if i % 10 == 0 {
+                                    None
+                                } else {
+                                    Some(["red", "blue"][i % 2].to_string())
+                                }
+                            })
+                            .collect(),
+                    ),
+                },
+                numeric("y", (0..n).map(|i| (i % 2) as f64).collect()),
+            ],
+        };
+        let p = prepare(
+            &PrepareConfig::new("y"),
+            &table,
+            "h",
+            &RunContext::new(1, "/tmp"),
+        )
+        .unwrap();
+        assert_eq!(p.profile.task, Task::Binary);
+        assert_eq!(p.data.feature_names, vec!["x", "colour=blue", "colour=red"]);
+        assert!(
+            p.transform
+                .decisions
+                .iter()
+                .any(|d| d.column == "constant" && d.action == "drop")
+        );
+        assert!(
+            p.transform
+                .decisions
+                .iter()
+                .any(|d| d.column == "colour" && d.action == "impute_mode")
+        );
+        // Standardisation statistics come from the training rows alone.
+        let FeatureStep::Numeric { mean, .. } = &p.transform.steps[0] else {
+            panic!()
+        };
+        let train_x: Vec<f64> = match &p.raw_train.column("x").unwrap().values {
+            ColumnValues::Numeric(v) => v.iter().flatten().copied().collect(),
+            _ => unreachable!(),
+        };
+        assert_eq!(*mean, train_x.iter().sum::<f64>() / train_x.len() as f64);
+        let total = p.data.train.y.len() + p.data.valid.y.len() + p.data.test.y.len();
+        assert_eq!(total, n);
+    }
+}

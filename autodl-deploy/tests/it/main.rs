@@ -1,0 +1,146 @@
+//! Export parity: for random valid architectures from the search space and random weights,
+//! burn (autodl-train's `predict`) and tract (the exported ONNX) agree to within 1e-4.
+
+use autodl_artifacts::arch::{ArchitectureSpec, Op};
+use autodl_artifacts::export::OutputKind;
+use autodl_artifacts::model::{NetworkWeights, WeightTensor};
+use autodl_artifacts::table::{Matrix, Task};
+use autodl_deploy::{ExportOptions, OnnxRunner, max_abs_diff, to_onnx};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Weights for every parameterised node, drawn at random (variances kept positive).
+fn random_weights(spec: &ArchitectureSpec, rng: &mut ChaCha8Rng) -> NetworkWeights {
+    let g = spec.validate().unwrap();
+    let mut w = NetworkWeights::default();
+    let mut put = |node, name: &str, shape: Vec<usize>, lo: f32, hi: f32, rng: &mut ChaCha8Rng| {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        w.tensors.insert(
+            NetworkWeights::key(node, name),
+            WeightTensor { shape, data },
+        );
+    };
+    for (i, node) in spec.nodes.iter().enumerate() {
+        let fan_in = g.inputs[i].first().map_or(0, |&j| g.widths[j]);
+        let scale = 1.0 / (fan_in.max(1) as f32).sqrt();
+        match node.op {
+            Op::Dense { units } | Op::Output { units } => {
+                put(node.id, "weight", vec![fan_in, units], -scale, scale, rng);
+                put(node.id, "bias", vec![units], -0.1, 0.1, rng);
+            }
+            Op::Norm { kind } => {
+                let n = g.widths[i];
+                put(node.id, "gamma", vec![n], 0.5, 1.5, rng);
+                put(node.id, "beta", vec![n], -0.5, 0.5, rng);
+                if kind == autodl_artifacts::arch::Norm::Batch {
+                    put(node.id, "running_mean", vec![n], -0.5, 0.5, rng);
+                    put(node.id, "running_var", vec![n], 0.5, 2.0, rng);
+                }
+            }
+            _ => {}
+        }
+    }
+    w
+}
+
+#[test]
+fn burn_and_tract_agree_on_random_architectures() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let mut ops_seen = std::collections::BTreeSet::new();
+    for case in 0..40 {
+        let inputs = rng.random_range(1..20);
+        let outputs = rng.random_range(1..6);
+        let space = autodl_search::SearchSpace::for_data(inputs, outputs);
+        let spec = space.render(&space.sample(&mut rng));
+        for n in &spec.nodes {
+            ops_seen.insert(n.op.label().split('(').next().unwrap().to_string());
+        }
+        let weights = random_weights(&spec, &mut rng);
+        let rows = rng.random_range(1..50);
+        let x = Matrix::new(
+            rows,
+            inputs,
+            (0..rows * inputs)
+                .map(|_| rng.random_range(-3.0f32..3.0))
+                .collect(),
+        );
+        let classify = outputs > 1;
+        let (task, output) = if classify {
+            (
+                Task::Multiclass,
+                OutputKind::Probabilities {
+                    labels: (0..outputs).map(|k| k.to_string()).collect(),
+                },
+            )
+        } else {
+            (
+                Task::Regression,
+                OutputKind::StandardizedValue {
+                    mean: 0.0,
+                    std: 1.0,
+                },
+            )
+        };
+        let opts = ExportOptions {
+            feature_names: (0..inputs).map(|k| format!("f{k}")).collect(),
+            output,
+        };
+        let bytes = to_onnx(&spec, &weights, &opts).unwrap();
+        let tract = OnnxRunner::from_bytes(&bytes).unwrap().run(&x).unwrap();
+        let burn = autodl_train::predict(&spec, &weights, task, &x).unwrap();
+        let diff = max_abs_diff(&tract, &burn);
+        assert!(
+            diff <= 1e-4,
+            "case {case}: max |Δ| {diff} for {}",
+            spec.describe()
+        );
+    }
+    // The random cases covered every op of the search space.
+    for op in [
+        "dense",
+        "relu",
+        "gelu",
+        "silu",
+        "tanh",
+        "layer_norm",
+        "batch_norm",
+        "dropout",
+        "add",
+        "concat",
+        "output",
+    ] {
+        assert!(ops_seen.contains(op), "no case used {op}: {ops_seen:?}");
+    }
+}
+
+#[test]
+fn missing_or_misshapen_weights_are_errors() {
+    let spec = ArchitectureSpec::mlp(3, &[4], autodl_artifacts::arch::Activation::Relu, 2);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut weights = random_weights(&spec, &mut rng);
+    let opts = ExportOptions {
+        feature_names: vec!["a".into(), "b".into(), "c".into()],
+        output: OutputKind::StandardizedValue {
+            mean: 0.0,
+            std: 1.0,
+        },
+    };
+    weights.tensors.get_mut("n1.weight").unwrap().shape = vec![4, 3];
+    assert!(
+        to_onnx(&spec, &weights, &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("n1.weight")
+    );
+    weights.tensors.remove("n1.weight");
+    assert!(
+        to_onnx(&spec, &weights, &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("missing")
+    );
+    let good = random_weights(&spec, &mut rng);
+    let runner = OnnxRunner::from_bytes(&to_onnx(&spec, &good, &opts).unwrap()).unwrap();
+    assert!(runner.run(&Matrix::new(1, 2, vec![0.0, 0.0])).is_err());
+}

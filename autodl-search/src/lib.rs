@@ -1,0 +1,82 @@
+//! Architecture and hyper-parameter search over DAGs of dense blocks.
+//!
+//! In: a [`SearchSpace`] (sized from the data), a [`SearchConfig`] (strategy and budget), and an
+//! [`Evaluator`] that trains a candidate and returns its [`TrialOutcome`]. Out: a
+//! [`SearchHistory`] with every trial.
+//!
+//! The search does not train anything itself: it depends on no training crate. The caller (the
+//! `xtask` orchestrator) implements [`Evaluator`] with autodl-train.
+//!
+//! Candidates are [`Genome`]s: a stack of dense blocks (width, activation, normalisation,
+//! dropout, an optional skip connection from any earlier block by addition or concatenation)
+//! plus learning rate, batch size, weight decay and epochs. Each genome renders to an
+//! [`ArchitectureSpec`], which is validated with petgraph (acyclic, one input, one output, every
+//! node on an input-to-output path) and by the spec's own shape rules before it is evaluated.
+//!
+//! Strategies: [`Strategy::Random`] and [`Strategy::RegularizedEvolution`] (Real et al. 2019:
+//! tournament selection, mutation, and removal of the oldest member).
+//!
+//! ```
+//! use autodl_artifacts::context::RunContext;
+//! use autodl_artifacts::trial::TrialOutcome;
+//! use autodl_artifacts::table::MetricValue;
+//! use autodl_search::{Budget, Candidate, SearchConfig, SearchSpace, Strategy, search};
+//!
+//! // Any evaluator works; this one prefers small learning rates.
+//! let mut evaluator = |_: u32, c: &Candidate| TrialOutcome::Completed {
+//!     valid_metric: MetricValue { name: "score".into(), value: -c.hyperparams.learning_rate },
+//!     score: -c.hyperparams.learning_rate,
+//!     epochs: 1,
+//!     best_epoch: 1,
+//! };
+//! let cfg = SearchConfig { strategy: Strategy::Random, budget: Budget::trials(5) };
+//! let history = search(&cfg, &SearchSpace::for_data(4, 2), &mut evaluator, &RunContext::new(1, ".")).unwrap();
+//! assert_eq!(history.trials.len(), 5);
+//! ```
+
+mod genome;
+mod graph;
+mod strategy;
+
+pub use genome::{Block, Genome, SearchSpace, Skip};
+pub use graph::check_dag;
+pub use strategy::{Budget, SearchConfig, Strategy, search};
+
+use autodl_artifacts::arch::ArchitectureSpec;
+use autodl_artifacts::trial::{Hyperparams, TrialOutcome};
+
+/// One candidate to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The network.
+    pub architecture: ArchitectureSpec,
+    /// How to train it.
+    pub hyperparams: Hyperparams,
+}
+
+/// Trains (or otherwise scores) candidates. Implemented by the orchestrator with autodl-train.
+pub trait Evaluator {
+    /// Evaluates candidate number `trial`. Divergence and failure are outcomes, not errors.
+    fn evaluate(&mut self, trial: u32, candidate: &Candidate) -> TrialOutcome;
+}
+
+impl<F: FnMut(u32, &Candidate) -> TrialOutcome> Evaluator for F {
+    fn evaluate(&mut self, trial: u32, candidate: &Candidate) -> TrialOutcome {
+        self(trial, candidate)
+    }
+}
+
+/// Errors of the search stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SearchError {
+    /// A candidate graph broke the DAG rules (a bug in a mutation, never user input).
+    #[error("invalid candidate: {0}")]
+    InvalidCandidate(String),
+    /// The configuration is unusable.
+    #[error("invalid search configuration: {0}")]
+    Config(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = SearchError> = std::result::Result<T, E>;

@@ -1,0 +1,55 @@
+//! Training: networks built from an [`ArchitectureSpec`] with burn, and linfa baselines.
+//!
+//! In: an architecture, hyper-parameters and prepared splits. Out: a [`TrainResult`] whose
+//! outcome is completed (with the best epoch's weights as plain [`NetworkWeights`]), diverged
+//! (NaN or infinite loss) or failed. [`predict`] runs saved weights; [`baseline`] fits a linfa
+//! logistic or linear regression on the same split.
+//!
+//! The backend is burn's pure-Rust CPU backend, Flex, with autodiff. Training is AdamW with
+//! early stopping on the validation metric; the weights of the best epoch are kept. With the
+//! same seed, the same inputs give the same weights.
+//!
+//! ```no_run
+//! use autodl_artifacts::arch::{Activation, ArchitectureSpec};
+//! use autodl_artifacts::context::RunContext;
+//! use autodl_artifacts::table::{Matrix, SplitData, Task};
+//! use autodl_artifacts::trial::Hyperparams;
+//! use autodl_train::{TrainData, train};
+//! let split = SplitData { x: Matrix::new(2, 1, vec![0.0, 1.0]), y: vec![0.0, 1.0] };
+//! let data = TrainData { task: Task::Binary, n_outputs: 2, target_scale: 1.0, train: &split, valid: &split };
+//! let hp = Hyperparams { learning_rate: 1e-2, batch_size: 2, weight_decay: 0.0, max_epochs: 5, patience: 5 };
+//! let arch = ArchitectureSpec::mlp(1, &[4], Activation::Relu, 2);
+//! let result = train(&arch, &hp, &data, &RunContext::new(0, ".")).unwrap();
+//! println!("{:?}", result.outcome);
+//! ```
+
+mod baseline;
+mod net;
+mod trainer;
+
+pub use baseline::baseline;
+pub use net::predict;
+pub use trainer::{TrainData, TrainResult, train};
+
+/// Errors of the training stage (divergence is not one: it is a [`TrialOutcome`]).
+///
+/// [`TrialOutcome`]: autodl_artifacts::trial::TrialOutcome
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The architecture is invalid.
+    #[error(transparent)]
+    Artifact(#[from] autodl_artifacts::ArtifactError),
+    /// Data and architecture do not fit together.
+    #[error("data does not fit the network: {0}")]
+    Shape(String),
+    /// Hyper-parameters out of range.
+    #[error("invalid hyper-parameters: {0}")]
+    Hyperparams(String),
+    /// The baseline could not be fitted.
+    #[error("baseline failed: {0}")]
+    Baseline(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,172 @@
+//! `cargo xtask`: the autodl orchestrator.
+//!
+//! Wires the stage crates into the pipeline (`run`), and offers the run's model and monitor on
+//! new data (`predict`, `monitor`). Library crates never read the environment; this binary is
+//! where command-line arguments, the clock and the terminal come in.
+
+mod commands;
+mod machine;
+mod pipeline;
+mod progress;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// autodl: hand it a table, get back a trained, exported and monitored model with a report.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The task, when inference from the target should be overridden.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TaskArg {
+    /// Two classes.
+    Binary,
+    /// Three or more classes.
+    Multiclass,
+    /// A real-valued target.
+    Regression,
+}
+
+/// The search strategy.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    /// Regularized (aging) evolution over DAG mutations.
+    Evolution,
+    /// Independent random samples.
+    Random,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline: profile and prepare the data, search and train networks, export
+    /// to ONNX (checked against tract), build the drift reference, score the ten criteria and
+    /// write a report. Without --data it runs on the embedded digits dataset.
+    Run {
+        /// CSV or Parquet file (default: the embedded digits dataset, target `digit`).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Target column (default: `digit` for the embedded data, else the file's last column).
+        #[arg(long)]
+        target: Option<String>,
+        /// Force the task instead of inferring it from the target.
+        #[arg(long, value_enum)]
+        task: Option<TaskArg>,
+        /// Run directory (default: runs/<dataset>-<unix time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds the architecture search may take.
+        #[arg(long, default_value_t = 60.0)]
+        budget_secs: f64,
+        /// Stop the search after this many trials (makes runs repeatable across machines).
+        #[arg(long)]
+        max_trials: Option<u32>,
+        /// Seed for splits, search and training.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Search strategy.
+        #[arg(long, value_enum, default_value_t = StrategyArg::Evolution)]
+        strategy: StrategyArg,
+        /// Grid carbon intensity for the eco-friendliness criterion, g CO2e per kWh.
+        #[arg(long, default_value_t = autodl_criteria::DEFAULT_GRID_G_PER_KWH)]
+        grid_g_per_kwh: f64,
+    },
+    /// Predict with a run's exported model (tract) on raw rows: applies the run's fitted
+    /// transform, then the ONNX graph. Writes CSV: the prediction, then one probability column per
+    /// class for classification. If the file has the target column, the metric is printed.
+    Predict {
+        /// Run directory written by `cargo xtask run`.
+        #[arg(long)]
+        run: PathBuf,
+        /// CSV or Parquet file with the model's input columns.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output CSV (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare new data with the run's training data, feature by feature (KS or chi-square
+    /// with Benjamini–Hochberg correction, plus PSI), and print which features drifted.
+    Monitor {
+        /// Run directory written by `cargo xtask run`.
+        #[arg(long)]
+        run: PathBuf,
+        /// CSV or Parquet file with the model's input columns.
+        #[arg(long)]
+        data: PathBuf,
+        /// Significance level of the adjusted p-values.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Where to write the JSON report (default: <run>/monitor/report-<file stem>.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Exit with status 3 when drift is detected.
+        #[arg(long)]
+        fail_on_drift: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            data,
+            target,
+            task,
+            out,
+            budget_secs,
+            max_trials,
+            seed,
+            strategy,
+            grid_g_per_kwh,
+        } => pipeline::run(pipeline::RunArgs {
+            data,
+            target,
+            task: task.map(|t| match t {
+                TaskArg::Binary => autodl_artifacts::table::Task::Binary,
+                TaskArg::Multiclass => autodl_artifacts::table::Task::Multiclass,
+                TaskArg::Regression => autodl_artifacts::table::Task::Regression,
+            }),
+            out,
+            budget_secs,
+            max_trials,
+            seed,
+            strategy: match strategy {
+                StrategyArg::Evolution => autodl_search::Strategy::default_evolution(),
+                StrategyArg::Random => autodl_search::Strategy::Random,
+            },
+            grid_g_per_kwh,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Predict { run, data, out } => {
+            commands::predict(&run, &data, out.as_deref()).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Monitor {
+            run,
+            data,
+            alpha,
+            out,
+            fail_on_drift,
+        } => commands::monitor(&run, &data, alpha, out.as_deref()).map(|drift| {
+            if drift && fail_on_drift {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, the whole chain of causes, no backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! `cargo xtask run`: the whole pipeline, stage by stage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use autodl_artifacts::SCHEMA_VERSION;
+use autodl_artifacts::context::RunContext;
+use autodl_artifacts::drift::DriftReference;
+use autodl_artifacts::export::{ExportedModel, OutputKind, ParityCheck};
+use autodl_artifacts::io::{read_json, sha256_file, write_json};
+use autodl_artifacts::model::{BaselineResult, EpochRecord, NetworkWeights, TrainedModel};
+use autodl_artifacts::profile::DataProfile;
+use autodl_artifacts::run::{ArtifactEntry, DataSource, RunManifest, paths};
+use autodl_artifacts::table::{Matrix, MetricValue, PreparedData, Task};
+use autodl_artifacts::transform::{FeatureTransform, TargetEncoding};
+use autodl_artifacts::trial::{SearchHistory, TrialOutcome};
+use autodl_criteria::RunFacts;
+use autodl_search::{Budget, Candidate, Evaluator, SearchConfig, SearchSpace, Strategy};
+
+use crate::progress::Terminal;
+use crate::{machine, report};
+
+/// The embedded default dataset (see datasets/README.md for its provenance).
+const EMBEDDED_DIGITS: &[u8] = include_bytes!("../../datasets/digits.csv");
+
+/// Largest allowed difference between burn's and tract's outputs.
+pub const PARITY_TOLERANCE: f64 = 1e-4;
+
+/// Arguments of `cargo xtask run`.
+pub struct RunArgs {
+    pub data: Option<PathBuf>,
+    pub target: Option<String>,
+    pub task: Option<Task>,
+    pub out: Option<PathBuf>,
+    pub budget_secs: f64,
+    pub max_trials: Option<u32>,
+    pub seed: u64,
+    pub strategy: Strategy,
+    pub grid_g_per_kwh: f64,
+}
+
+/// Trains candidates with autodl-train and keeps the weights of the best one so far.
+struct TrainEvaluator<'a> {
+    data: &'a PreparedData,
+    target_scale: f64,
+    ctx: &'a RunContext,
+    best: Option<(f64, u32, NetworkWeights, Vec<EpochRecord>)>,
+}
+
+impl Evaluator for TrainEvaluator<'_> {
+    fn evaluate(&mut self, trial: u32, candidate: &Candidate) -> TrialOutcome {
+        let ctx = RunContext {
+            seed: self.ctx.derive_seed(&format!("trial-{trial}")),
+            progress: Arc::new(autodl_artifacts::context::Silent),
+            ..self.ctx.clone()
+        };
+        let data = autodl_train::TrainData {
+            task: self.data.task,
+            n_outputs: self.data.n_outputs(),
+            target_scale: self.target_scale,
+            train: &self.data.train,
+            valid: &self.data.valid,
+        };
+        match autodl_train::train(&candidate.architecture, &candidate.hyperparams, &data, &ctx) {
+            Err(e) => TrialOutcome::Failed {
+                reason: e.to_string(),
+            },
+            Ok(result) => {
+                if let (Some(score), Some(weights)) = (result.outcome.score(), result.weights)
+                    && self.best.as_ref().is_none_or(|(s, ..)| score > *s)
+                {
+                    self.best = Some((score, trial, weights, result.history));
+                }
+                result.outcome
+            }
+        }
+    }
+}
+
+/// Writes a JSON artifact and records it in the manifest list.
+fn put_json<T: serde::Serialize>(
+    run: &Path,
+    rel: &str,
+    kind: &str,
+    value: &T,
+    list: &mut Vec<ArtifactEntry>,
+) -> Result<()> {
+    write_json(&run.join(rel), value)?;
+    record(run, rel, kind, list)
+}
+
+/// Records an already written file in the manifest list, with its hash and size.
+fn record(run: &Path, rel: &str, kind: &str, list: &mut Vec<ArtifactEntry>) -> Result<()> {
+    let path = run.join(rel);
+    list.push(ArtifactEntry {
+        kind: kind.into(),
+        path: rel.into(),
+        sha256: sha256_file(&path)?,
+        bytes: std::fs::metadata(&path)
+            .with_context(|| format!("{}", path.display()))?
+            .len(),
+    });
+    Ok(())
+}
+
+fn stage(n: usize, name: &str, what: &str) {
+    eprintln!("[{n}/7] {name}: {what}");
+}
+
+/// Runs the pipeline and returns the run directory.
+pub fn run(args: RunArgs) -> Result<PathBuf> {
+    let started = Instant::now();
+    let rapl_start = machine::rapl_joules();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if !(args.budget_secs > 0.0 && args.budget_secs.is_finite()) {
+        bail!(
+            "--budget-secs must be a positive number of seconds, got {}",
+            args.budget_secs
+        );
+    }
+
+    // Where the data comes from: a file, or the embedded default written into the run.
+    let (stem, data_path, target) = match &args.data {
+        Some(p) => {
+            let stem = p
+                .file_stem()
+                .map_or("data".into(), |s| s.to_string_lossy().into_owned());
+            (stem, Some(p.clone()), args.target.clone())
+        }
+        None => (
+            "digits".to_string(),
+            None,
+            Some(args.target.clone().unwrap_or_else(|| "digit".into())),
+        ),
+    };
+    let run_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{started_unix}")));
+    let run_id = run_dir
+        .file_name()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let ctx = RunContext {
+        progress: Arc::new(Terminal::default()),
+        ..RunContext::new(args.seed, &run_dir)
+    };
+    let mut artifacts = Vec::new();
+    let mut stage_secs = BTreeMap::new();
+    let mut warnings = Vec::new();
+
+    // 1. Data.
+    let t = Instant::now();
+    let (data_path, shown_path) = match data_path {
+        Some(p) => (p.clone(), p.display().to_string()),
+        None => {
+            let p = run_dir.join("data/embedded-digits.csv");
+            autodl_artifacts::io::write_atomic(&p, EMBEDDED_DIGITS)?;
+            (p, "embedded:digits.csv".to_string())
+        }
+    };
+    stage(1, "data", &format!("reading {shown_path}"));
+    let table = autodl_data::read_table(&data_path)?;
+    let target = match target {
+        Some(t) => t,
+        None => {
+            let last = table
+                .columns
+                .last()
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            eprintln!("  no --target given; using the last column, '{last}'");
+            last
+        }
+    };
+    let sha = sha256_file(&data_path)?;
+    let mut cfg = autodl_data::PrepareConfig::new(&target);
+    cfg.task = args.task;
+    let prepared = autodl_data::prepare(&cfg, &table, &sha, &ctx)?;
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let data = &prepared.data;
+    let profile = &prepared.profile;
+    let transform = &prepared.transform;
+    eprintln!(
+        "  {} rows × {} columns; task: {} ({}); {} features after encoding; split {}/{}/{}",
+        profile.n_rows,
+        profile.columns.len(),
+        profile.task,
+        profile.task_reason,
+        data.feature_names.len(),
+        data.train.y.len(),
+        data.valid.y.len(),
+        data.test.y.len()
+    );
+    put_json(&run_dir, paths::PROFILE, "profile", profile, &mut artifacts)?;
+    put_json(
+        &run_dir,
+        paths::TRANSFORM,
+        "transform",
+        transform,
+        &mut artifacts,
+    )?;
+    for (rel, kind, split) in [
+        (paths::TRAIN, "train_split", &data.train),
+        (paths::VALID, "valid_split", &data.valid),
+        (paths::TEST, "test_split", &data.test),
+    ] {
+        autodl_data::write_matrix(
+            &split.x,
+            &split.y,
+            &data.feature_names,
+            &format!("target:{target}"),
+            &run_dir.join(rel),
+        )?;
+        record(&run_dir, rel, kind, &mut artifacts)?;
+    }
+    autodl_data::write_table(&prepared.raw_test, &run_dir.join(paths::TEST_RAW))?;
+    record(&run_dir, paths::TEST_RAW, "test_raw", &mut artifacts)?;
+    stage_secs.insert("data".to_string(), t.elapsed().as_secs_f64());
+
+    // 2. Baseline.
+    let t = Instant::now();
+    let target_scale = transform.target_scale();
+    stage(
+        2,
+        "baseline",
+        "fitting the linfa baseline on the same split",
+    );
+    let baseline = match autodl_train::baseline(data, target_scale) {
+        Ok(b) => {
+            eprintln!(
+                "  {}: test {} {:.4}",
+                b.name, b.test_metric.name, b.test_metric.value
+            );
+            Some(b)
+        }
+        Err(e) => {
+            let w = format!("baseline skipped: {e}");
+            eprintln!("  warning: {w}");
+            warnings.push(w);
+            None
+        }
+    };
+    stage_secs.insert("baseline".to_string(), t.elapsed().as_secs_f64());
+
+    // 3. Search and training.
+    let t = Instant::now();
+    stage(
+        3,
+        "search",
+        &format!(
+            "{} over dense-block DAGs, budget {} s{}",
+            args.strategy.name(),
+            args.budget_secs,
+            args.max_trials
+                .map_or(String::new(), |n| format!(" or {n} trials"))
+        ),
+    );
+    let space = SearchSpace::for_data(data.feature_names.len(), data.n_outputs());
+    let search_cfg = SearchConfig {
+        strategy: args.strategy.clone(),
+        budget: Budget {
+            max_trials: args.max_trials,
+            seconds: Some(args.budget_secs),
+        },
+    };
+    // Training stops at the end of the budget (plus the epoch under way).
+    let search_ctx = RunContext {
+        deadline: Some(Instant::now() + Duration::from_secs_f64(args.budget_secs)),
+        ..ctx.clone()
+    };
+    let mut evaluator = TrainEvaluator {
+        data,
+        target_scale,
+        ctx: &search_ctx,
+        best: None,
+    };
+    let history = autodl_search::search(&search_cfg, &space, &mut evaluator, &search_ctx)?;
+    put_json(&run_dir, paths::TRIALS, "trials", &history, &mut artifacts)?;
+    let (done, diverged, failed) = history.counts();
+    eprintln!(
+        "  {} trials: {done} completed, {diverged} diverged, {failed} failed",
+        history.trials.len()
+    );
+    let Some((_, best_trial, weights, curve)) = evaluator.best else {
+        bail!(
+            "no trial completed within the budget ({} trials: {diverged} diverged, {failed} failed); raise --budget-secs",
+            history.trials.len()
+        );
+    };
+    let best = history
+        .trials
+        .iter()
+        .find(|r| r.trial == best_trial)
+        .expect("best trial is recorded");
+    stage_secs.insert("search".to_string(), t.elapsed().as_secs_f64());
+
+    // 4. The final model: weights saved, test metric computed once.
+    let t = Instant::now();
+    stage(
+        4,
+        "model",
+        &format!("trial {best_trial}: {}", best.architecture.describe()),
+    );
+    weights.write(&run_dir.join(paths::WEIGHTS))?;
+    record(&run_dir, paths::WEIGHTS, "weights", &mut artifacts)?;
+    let burn_test = autodl_train::predict(&best.architecture, &weights, data.task, &data.test.x)?;
+    let metric = data.task.metric();
+    let test_metric = score(metric, &burn_test, &data.test.y, target_scale);
+    let TrialOutcome::Completed { valid_metric, .. } = &best.outcome else {
+        unreachable!("the best trial completed")
+    };
+    let model = TrainedModel {
+        schema_version: SCHEMA_VERSION,
+        trial: best_trial,
+        architecture: best.architecture.clone(),
+        hyperparams: best.hyperparams.clone(),
+        weights_path: paths::WEIGHTS.into(),
+        weights_sha256: sha256_file(&run_dir.join(paths::WEIGHTS))?,
+        parameters: best.parameters,
+        history: curve,
+        valid_metric: valid_metric.clone(),
+        test_metric: test_metric.clone(),
+        baseline: baseline.clone(),
+    };
+    put_json(&run_dir, paths::MODEL, "model", &model, &mut artifacts)?;
+    eprintln!(
+        "  test {} {:.4} (validation {:.4})",
+        metric.name(),
+        test_metric.value,
+        valid_metric.value
+    );
+    stage_secs.insert("model".to_string(), t.elapsed().as_secs_f64());
+
+    // 5. Export and parity.
+    let t = Instant::now();
+    stage(
+        5,
+        "deploy",
+        "exporting ONNX and checking tract against burn on the test split",
+    );
+    let output = match &transform.target_encoding {
+        TargetEncoding::Classes { labels } => OutputKind::Probabilities {
+            labels: labels.clone(),
+        },
+        TargetEncoding::Standardized { mean, std } => OutputKind::StandardizedValue {
+            mean: *mean,
+            std: *std,
+        },
+    };
+    let opts = autodl_deploy::ExportOptions {
+        feature_names: data.feature_names.clone(),
+        output: output.clone(),
+    };
+    let bytes = autodl_deploy::to_onnx(&best.architecture, &weights, &opts)?;
+    autodl_artifacts::io::write_atomic(&run_dir.join(paths::ONNX), &bytes)?;
+    record(&run_dir, paths::ONNX, "onnx", &mut artifacts)?;
+    let runner = autodl_deploy::OnnxRunner::load(&run_dir.join(paths::ONNX))?;
+    let tract_test = runner.run(&data.test.x)?;
+    let diff = autodl_deploy::max_abs_diff(&tract_test, &burn_test);
+    let parity = ParityCheck {
+        runtime: "tract".into(),
+        reference: "burn".into(),
+        rows_from: "test split".into(),
+        rows: data.test.x.n_rows,
+        max_abs_diff: diff,
+        tolerance: PARITY_TOLERANCE,
+        passed: diff <= PARITY_TOLERANCE,
+    };
+    let exported = ExportedModel {
+        schema_version: SCHEMA_VERSION,
+        onnx_path: paths::ONNX.into(),
+        onnx_sha256: sha256_file(&run_dir.join(paths::ONNX))?,
+        ir_version: autodl_deploy::IR_VERSION,
+        opset: autodl_deploy::OPSET,
+        input_name: autodl_deploy::INPUT_NAME.into(),
+        output_name: autodl_deploy::OUTPUT_NAME.into(),
+        feature_names: data.feature_names.clone(),
+        output,
+        parity: parity.clone(),
+    };
+    put_json(&run_dir, paths::EXPORT, "export", &exported, &mut artifacts)?;
+    eprintln!(
+        "  model.onnx: {} bytes; tract vs burn max |Δ| = {:.2e} ({})",
+        bytes.len(),
+        diff,
+        if parity.passed { "ok" } else { "FAILED" }
+    );
+    if !parity.passed {
+        warnings.push(format!(
+            "export parity failed: max |Δ| {diff:e} > {PARITY_TOLERANCE:e}"
+        ));
+    }
+    stage_secs.insert("deploy".to_string(), t.elapsed().as_secs_f64());
+
+    // 6. Monitoring reference, and a self-check on the test split.
+    let t = Instant::now();
+    stage(
+        6,
+        "monitor",
+        "building the drift reference from the training rows",
+    );
+    let reference = autodl_monitor::build_reference(
+        transform,
+        &prepared.raw_train,
+        &format!("training split of {sha}"),
+    )?;
+    put_json(
+        &run_dir,
+        paths::DRIFT_REFERENCE,
+        "drift_reference",
+        &reference,
+        &mut artifacts,
+    )?;
+    let test_drift = autodl_monitor::detect(
+        &reference,
+        &prepared.raw_test,
+        &autodl_monitor::DriftConfig::default(),
+    )?;
+    eprintln!(
+        "  test split against the reference: {}",
+        if test_drift.drift_detected {
+            format!("drift in {}", test_drift.drifted_columns.join(", "))
+        } else {
+            "no drift".into()
+        }
+    );
+    stage_secs.insert("monitor".to_string(), t.elapsed().as_secs_f64());
+
+    // 7. Self-assessment: reload what was written, score the criteria, write the report.
+    let t = Instant::now();
+    stage(
+        7,
+        "criteria",
+        "re-reading the artifacts and scoring the ten criteria",
+    );
+    let (checked, failed_checks, reloaded) = reload_check(&run_dir, &prepared.raw_test, metric);
+    for f in &failed_checks {
+        warnings.push(f.clone());
+    }
+    let cpu_secs = machine::cpu_seconds();
+    let facts = RunFacts {
+        run_id: run_id.clone(),
+        task: data.task,
+        test_metric: test_metric.clone(),
+        valid_metric: valid_metric.clone(),
+        baseline_test_metric: baseline
+            .as_ref()
+            .map(|b| (b.name.clone(), b.test_metric.clone())),
+        trivial_test_metric: autodl_criteria::trivial_metric(
+            data.task,
+            &data.train.y,
+            &data.test.y,
+            target_scale,
+        ),
+        wall_secs: started.elapsed().as_secs_f64(),
+        cpu_secs,
+        trials: history.trials.len(),
+        diverged_trials: diverged,
+        time_to_95pct_secs: time_to_within_5pct(&history),
+        parameters: best.parameters,
+        inference_macs: best.architecture.inference_macs().unwrap_or(0),
+        architecture: best.architecture.describe(),
+        reloaded_test_metric: reloaded,
+        parity: Some(parity.clone()),
+        artifacts_checked: checked,
+        artifacts_failed: failed_checks.len(),
+        warnings: warnings.clone(),
+        energy: machine::energy_between(&rapl_start),
+        grid_g_per_kwh: args.grid_g_per_kwh,
+    };
+    let scorecard = autodl_criteria::assess(&facts);
+    put_json(
+        &run_dir,
+        paths::CRITERIA,
+        "criteria",
+        &scorecard,
+        &mut artifacts,
+    )?;
+    stage_secs.insert("criteria".to_string(), t.elapsed().as_secs_f64());
+
+    let manifest = RunManifest {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        started_unix,
+        seed: args.seed,
+        data: DataSource {
+            path: shown_path,
+            sha256: sha,
+            rows: profile.n_rows,
+            columns: profile.columns.len(),
+            target: target.clone(),
+        },
+        task: data.task,
+        test_metric: test_metric.clone(),
+        baseline_test_metric: baseline.as_ref().map(|b| b.test_metric.clone()),
+        versions: machine::versions(),
+        stage_seconds: stage_secs,
+        artifacts: artifacts.clone(),
+    };
+    let report = report::render(&report::ReportInput {
+        manifest: &manifest,
+        profile,
+        transform,
+        history: &history,
+        model: &model,
+        exported: &exported,
+        test_drift: &test_drift,
+        scorecard: &scorecard,
+        warnings: &warnings,
+    });
+    autodl_artifacts::io::write_atomic(&run_dir.join(paths::REPORT), report.as_bytes())?;
+    let mut manifest = manifest;
+    record(&run_dir, paths::REPORT, "report", &mut manifest.artifacts)?;
+    write_json(&run_dir.join(paths::MANIFEST), &manifest)?;
+
+    print_summary(
+        &manifest,
+        &model,
+        baseline.as_ref(),
+        &history,
+        &parity,
+        &run_dir,
+        started.elapsed(),
+    );
+    if !parity.passed {
+        bail!(
+            "the exported model disagrees with the trained network (max |Δ| {diff:e} > {PARITY_TOLERANCE:e}); see {}",
+            run_dir.join(paths::EXPORT).display()
+        );
+    }
+    Ok(run_dir)
+}
+
+/// The metric of outputs against targets; regression errors are scaled back to target units.
+pub fn score(
+    metric: autodl_artifacts::table::Metric,
+    outputs: &Matrix,
+    y: &[f32],
+    target_scale: f64,
+) -> MetricValue {
+    let mut value = metric.compute(outputs, y);
+    if !metric.higher_is_better() {
+        value *= target_scale;
+    }
+    MetricValue::new(metric, value)
+}
+
+/// Seconds into the search at which the best-so-far score first came within 5% of the final
+/// best (for accuracy: ≥ 95% of it; for errors: ≤ final / 0.95).
+fn time_to_within_5pct(history: &SearchHistory) -> Option<f64> {
+    let best = history.best()?;
+    let TrialOutcome::Completed {
+        valid_metric: final_metric,
+        ..
+    } = &best.outcome
+    else {
+        return None;
+    };
+    let higher = final_metric.name == "accuracy";
+    history.trials.iter().find_map(|t| match &t.outcome {
+        TrialOutcome::Completed { valid_metric, .. } => {
+            let ok = if higher {
+                valid_metric.value >= 0.95 * final_metric.value
+            } else {
+                valid_metric.value <= final_metric.value / 0.95
+            };
+            ok.then_some(t.finished_at_secs)
+        }
+        _ => None,
+    })
+}
+
+/// Re-reads every JSON artifact with its schema check, reloads transform and weights from disk,
+/// and recomputes the test metric from the raw test rows. Returns (artifacts checked, failures,
+/// recomputed metric).
+fn reload_check(
+    run: &Path,
+    raw_test: &autodl_artifacts::table::RawTable,
+    metric: autodl_artifacts::table::Metric,
+) -> (usize, Vec<String>, Option<MetricValue>) {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut check = |r: Result<(), autodl_artifacts::ArtifactError>, what: &str| {
+        checked += 1;
+        if let Err(e) = r {
+            failures.push(format!("{what} failed to re-read: {e}"));
+        }
+    };
+    check(
+        read_json::<DataProfile>(&run.join(paths::PROFILE)).map(drop),
+        paths::PROFILE,
+    );
+    check(
+        read_json::<SearchHistory>(&run.join(paths::TRIALS)).map(drop),
+        paths::TRIALS,
+    );
+    check(
+        read_json::<ExportedModel>(&run.join(paths::EXPORT)).map(drop),
+        paths::EXPORT,
+    );
+    check(
+        read_json::<DriftReference>(&run.join(paths::DRIFT_REFERENCE)).map(drop),
+        paths::DRIFT_REFERENCE,
+    );
+    let reloaded = (|| -> Result<MetricValue> {
+        let transform: FeatureTransform = read_json(&run.join(paths::TRANSFORM))?;
+        let model: TrainedModel = read_json(&run.join(paths::MODEL))?;
+        let weights = NetworkWeights::read(&run.join(&model.weights_path))?;
+        let x = transform.transform(raw_test)?;
+        let y = transform.encode_target(
+            raw_test
+                .column(&transform.target)
+                .context("target column")?,
+        )?;
+        let out = autodl_train::predict(&model.architecture, &weights, transform.task, &x)?;
+        Ok(score(metric, &out, &y, transform.target_scale()))
+    })();
+    checked += 3;
+    match reloaded {
+        Ok(m) => (checked, failures, Some(m)),
+        Err(e) => {
+            failures.push(format!("reloading the model failed: {e:#}"));
+            (checked, failures, None)
+        }
+    }
+}
+
+fn print_summary(
+    manifest: &RunManifest,
+    model: &TrainedModel,
+    baseline: Option<&BaselineResult>,
+    history: &SearchHistory,
+    parity: &ParityCheck,
+    run_dir: &Path,
+    elapsed: Duration,
+) {
+    let name = &manifest.test_metric.name;
+    let rows: Vec<(String, String)> = vec![
+        (
+            "data".into(),
+            format!(
+                "{} ({} rows, target '{}')",
+                manifest.data.path, manifest.data.rows, manifest.data.target
+            ),
+        ),
+        ("task".into(), manifest.task.to_string()),
+        (
+            format!("test {name}"),
+            format!("{:.4}", manifest.test_metric.value),
+        ),
+        (
+            format!("validation {name}"),
+            format!("{:.4}", model.valid_metric.value),
+        ),
+        (
+            format!("baseline test {name}"),
+            baseline.map_or("-".into(), |b| {
+                format!("{:.4} ({})", b.test_metric.value, b.name)
+            }),
+        ),
+        (
+            "trials".into(),
+            format!("{} ({})", history.trials.len(), history.strategy),
+        ),
+        (
+            "model".into(),
+            format!(
+                "{} parameters: {}",
+                model.parameters,
+                model.architecture.describe()
+            ),
+        ),
+        (
+            "onnx parity".into(),
+            format!(
+                "max |Δ| {:.2e} vs burn ({})",
+                parity.max_abs_diff,
+                if parity.passed { "ok" } else { "FAILED" }
+            ),
+        ),
+        (
+            "wall time".into(),
+            format!("{:.1} s", elapsed.as_secs_f64()),
+        ),
+        ("run directory".into(), run_dir.display().to_string()),
+    ];
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    println!();
+    println!("{:-<1$}", "", width + 60);
+    for (k, v) in rows {
+        println!("{k:<width$}  {v}");
+    }
+    println!("{:-<1$}", "", width + 60);
+}

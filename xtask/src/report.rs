@@ -1,0 +1,371 @@
+//! The human-readable `report.md` of a run.
+
+use std::fmt::Write;
+
+use autodl_artifacts::criteria::{Assessment, Scorecard};
+use autodl_artifacts::drift::DriftReport;
+use autodl_artifacts::export::ExportedModel;
+use autodl_artifacts::model::TrainedModel;
+use autodl_artifacts::profile::{ColumnKind, DataProfile};
+use autodl_artifacts::run::RunManifest;
+use autodl_artifacts::transform::FeatureTransform;
+use autodl_artifacts::trial::{SearchHistory, TrialOutcome};
+
+/// Everything the report shows.
+pub struct ReportInput<'a> {
+    pub manifest: &'a RunManifest,
+    pub profile: &'a DataProfile,
+    pub transform: &'a FeatureTransform,
+    pub history: &'a SearchHistory,
+    pub model: &'a TrainedModel,
+    pub exported: &'a ExportedModel,
+    pub test_drift: &'a DriftReport,
+    pub scorecard: &'a Scorecard,
+    pub warnings: &'a [String],
+}
+
+fn num(x: f64) -> String {
+    if x == 0.0 || (x.abs() >= 1e-3 && x.abs() < 1e6) {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// A text bar of `width` characters for a value in [0, 1].
+fn bar(fraction: f64, width: usize) -> String {
+    let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
+    format!("{}{}", "█".repeat(filled), "·".repeat(width - filled))
+}
+
+/// Renders the report as Markdown.
+pub fn render(r: &ReportInput<'_>) -> String {
+    let m = r.manifest;
+    let mut s = String::new();
+    let metric = &m.test_metric.name;
+    let _ = writeln!(s, "# autodl run `{}`\n", m.run_id);
+    let _ = writeln!(
+        s,
+        "Data `{}` ({} rows × {} columns, sha256 `{}`), target `{}`: **{}**. Seed {}.\n",
+        m.data.path,
+        m.data.rows,
+        m.data.columns,
+        &m.data.sha256[..12.min(m.data.sha256.len())],
+        m.data.target,
+        m.task,
+        m.seed
+    );
+
+    let _ = writeln!(s, "## Result\n");
+    let _ = writeln!(
+        s,
+        "| model | test {metric} | validation {metric} |\n|---|---|---|"
+    );
+    let _ = writeln!(
+        s,
+        "| autodl network (trial {}) | **{}** | {} |",
+        r.model.trial,
+        num(m.test_metric.value),
+        num(r.model.valid_metric.value)
+    );
+    if let Some(b) = &r.model.baseline {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            b.name,
+            num(b.test_metric.value),
+            num(b.valid_metric.value)
+        );
+    }
+    let _ = writeln!(s);
+    if !r.warnings.is_empty() {
+        let _ = writeln!(s, "**Warnings**\n");
+        for w in r.warnings {
+            let _ = writeln!(s, "- {w}");
+        }
+        let _ = writeln!(s);
+    }
+
+    let _ = writeln!(s, "## Data profile\n");
+    let _ = writeln!(
+        s,
+        "Task inferred: {} ({}).\n",
+        r.profile.task, r.profile.task_reason
+    );
+    if !r.profile.class_counts.is_empty() {
+        let total: usize = r.profile.class_counts.iter().map(|(_, n)| n).sum();
+        let _ = writeln!(s, "| class | rows | share |\n|---|---|---|");
+        for (label, n) in &r.profile.class_counts {
+            let share = *n as f64 / total.max(1) as f64;
+            let _ = writeln!(
+                s,
+                "| {label} | {n} | {} {:.1}% |",
+                bar(share, 20),
+                share * 100.0
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "| column | kind | missing | distinct | summary |\n|---|---|---|---|---|"
+    );
+    for c in &r.profile.columns {
+        let summary = match (&c.kind, &c.numeric) {
+            (ColumnKind::Numeric, Some(n)) => format!(
+                "min {} · max {} · mean {} · std {}",
+                num(n.min),
+                num(n.max),
+                num(n.mean),
+                num(n.std)
+            ),
+            _ => c
+                .top_categories
+                .iter()
+                .take(5)
+                .map(|(k, n)| format!("{k} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:?} | {} ({:.1}%) | {} | {} |",
+            c.name,
+            c.kind,
+            c.missing,
+            c.missing_share * 100.0,
+            c.distinct,
+            summary
+        );
+    }
+    let _ = writeln!(s, "\n### Cleaning decisions\n");
+    if r.transform.decisions.is_empty() {
+        let _ = writeln!(
+            s,
+            "None needed: no missing values, constant or categorical columns.\n"
+        );
+    } else {
+        let _ = writeln!(s, "| column | action | reason |\n|---|---|---|");
+        for d in &r.transform.decisions {
+            let _ = writeln!(s, "| {} | {} | {} |", d.column, d.action, d.reason);
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "{} input columns become {} features (numbers: median-imputed and standardised; categories: one-hot).\n",
+        r.transform.steps.len(),
+        r.transform.n_features()
+    );
+
+    let h = r.history;
+    let (done, diverged, failed) = h.counts();
+    let _ = writeln!(s, "## Search\n");
+    let _ = writeln!(
+        s,
+        "Strategy `{}`; {} trials ({} completed, {} diverged, {} failed); stopped: {}.\n",
+        h.strategy,
+        h.trials.len(),
+        done,
+        diverged,
+        failed,
+        h.stopped_because
+    );
+    let _ = writeln!(s, "Best validation score so far, by trial:\n\n```");
+    let mut best = f64::NEG_INFINITY;
+    let scores: Vec<f64> = h.trials.iter().filter_map(|t| t.outcome.score()).collect();
+    let (lo, hi) = scores
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    for t in &h.trials {
+        if let Some(sc) = t.outcome.score()
+            && sc > best
+        {
+            best = sc;
+            let frac = if hi > lo { (sc - lo) / (hi - lo) } else { 1.0 };
+            let _ = writeln!(
+                s,
+                "trial {:>4} at {:>6.1} s  {}  {}",
+                t.trial,
+                t.finished_at_secs,
+                bar(frac, 30),
+                num(sc)
+            );
+        }
+    }
+    let _ = writeln!(s, "```\n");
+    let mut ranked: Vec<_> = h
+        .trials
+        .iter()
+        .filter(|t| t.outcome.score().is_some())
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.outcome
+            .score()
+            .unwrap()
+            .total_cmp(&a.outcome.score().unwrap())
+    });
+    let _ = writeln!(
+        s,
+        "Top trials:\n\n| trial | validation | params | lr | batch | epochs | architecture | proposed by |\n|---|---|---|---|---|---|---|---|"
+    );
+    for t in ranked.iter().take(8) {
+        let TrialOutcome::Completed {
+            valid_metric,
+            epochs,
+            ..
+        } = &t.outcome
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1e} | {} | {} | {} | {}{} |",
+            t.trial,
+            num(valid_metric.value),
+            t.parameters,
+            t.hyperparams.learning_rate,
+            t.hyperparams.batch_size,
+            epochs,
+            t.architecture.describe(),
+            t.proposed_by,
+            t.mutation
+                .as_ref()
+                .map_or(String::new(), |m| format!(" ({m})"))
+        );
+    }
+
+    let _ = writeln!(s, "\n## Model\n");
+    let hp = &r.model.hyperparams;
+    let _ = writeln!(
+        s,
+        "`{}`: {} parameters. AdamW, learning rate {:.2e}, weight decay {:.2e}, batch {}, up to {} epochs with patience {}.\n",
+        r.model.architecture.describe(),
+        r.model.parameters,
+        hp.learning_rate,
+        hp.weight_decay,
+        hp.batch_size,
+        hp.max_epochs,
+        hp.patience
+    );
+    let _ = writeln!(s, "Learning curve (validation {metric}):\n\n```");
+    let vals: Vec<f64> = r.model.history.iter().map(|e| e.valid_metric).collect();
+    let (lo, hi) = vals
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let step = r.model.history.len().div_ceil(25).max(1);
+    for e in r.model.history.iter().step_by(step) {
+        let frac = if hi > lo {
+            (e.valid_metric - lo) / (hi - lo)
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            s,
+            "epoch {:>4}  loss {:>8.4}  {}  {}",
+            e.epoch,
+            e.train_loss,
+            bar(frac, 30),
+            num(e.valid_metric)
+        );
+    }
+    let _ = writeln!(s, "```\n");
+
+    let p = &r.exported.parity;
+    let _ = writeln!(s, "## Deployment\n");
+    let _ = writeln!(
+        s,
+        "`{}` (ONNX IR {}, opset {}; input `{}`, output `{}`). {} and {} agree on the {} ({} rows) to max |Δ| = {:.2e} (tolerance {:e}): **{}**.\n",
+        r.exported.onnx_path,
+        r.exported.ir_version,
+        r.exported.opset,
+        r.exported.input_name,
+        r.exported.output_name,
+        p.runtime,
+        p.reference,
+        p.rows_from,
+        p.rows,
+        p.max_abs_diff,
+        p.tolerance,
+        if p.passed { "passed" } else { "FAILED" }
+    );
+
+    let d = r.test_drift;
+    let _ = writeln!(s, "## Monitoring\n");
+    let _ = writeln!(
+        s,
+        "Drift reference: the training split. Self-check, test split against it: {} of {} features drifted ({}).\n",
+        d.drifted_columns.len(),
+        d.features.len(),
+        d.method
+    );
+    let mut most: Vec<_> = d.features.iter().collect();
+    most.sort_by(|a, b| a.p_adjusted.total_cmp(&b.p_adjusted));
+    let _ = writeln!(
+        s,
+        "| column | test | statistic | p (BH) | PSI | drift |\n|---|---|---|---|---|---|"
+    );
+    for f in most.iter().take(10) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            f.column,
+            f.test,
+            num(f.statistic),
+            num(f.p_adjusted),
+            num(f.psi),
+            if f.drifted { "yes" } else { "no" }
+        );
+    }
+
+    let _ = writeln!(s, "\n## The ten criteria\n");
+    let _ = writeln!(s, "| criterion | value | method or reason |\n|---|---|---|");
+    for e in &r.scorecard.criteria {
+        match &e.assessment {
+            Assessment::Measured {
+                value,
+                unit,
+                method,
+                details,
+            } => {
+                let extra: Vec<String> = details
+                    .iter()
+                    .map(|d| format!("{} {} {}", d.name, num(d.value), d.unit))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "| {} | {} {} | {}{} |",
+                    e.criterion.title(),
+                    num(*value),
+                    unit,
+                    method,
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", extra.join("; "))
+                    }
+                );
+            }
+            Assessment::NotMeasured { reason } => {
+                let _ = writeln!(s, "| {} | not measured | {} |", e.criterion.title(), reason);
+            }
+        }
+    }
+
+    let _ = writeln!(s, "\n## Environment and artifacts\n");
+    let versions: Vec<String> = m.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(s, "{}\n", versions.join(" · "));
+    let _ = writeln!(s, "| stage | seconds |\n|---|---|");
+    for (k, v) in &m.stage_seconds {
+        let _ = writeln!(s, "| {k} | {v:.2} |");
+    }
+    let _ = writeln!(s, "\n| artifact | path | bytes |\n|---|---|---|");
+    for a in &m.artifacts {
+        let _ = writeln!(s, "| {} | `{}` | {} |", a.kind, a.path, a.bytes);
+    }
+    s
+}

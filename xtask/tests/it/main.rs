@@ -1,0 +1,471 @@
+//! End-to-end tests of `cargo xtask`: the real binary, real files, real oracles.
+//!
+//! Pipelines run on the small datasets in `datasets/` with a few trials so the suite stays in
+//! minutes on two cores. The ONNX test installs onnx and onnxruntime into the project's oracle
+//! venv (`scripts/oracle-venv.sh`) on first use.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use autodl_artifacts::criteria::Scorecard;
+use autodl_artifacts::drift::DriftReport;
+use autodl_artifacts::io::read_json;
+use autodl_artifacts::run::{RunManifest, paths};
+use autodl_artifacts::table::{ColumnValues, Matrix, RawTable, Task};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn dataset(name: &str) -> PathBuf {
+    repo().join("datasets").join(name)
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("the xtask binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the pipeline once per dataset and keeps the run directory for the tests that inspect it.
+fn run_once(cell: &'static OnceLock<PathBuf>, name: &str, args: &[&str]) -> &'static Path {
+    cell.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("autodl-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.to_string_lossy().into_owned();
+        let mut full = vec!["run", "--out", out.as_str(), "--seed", "7"];
+        full.extend_from_slice(args);
+        let o = xtask(&full);
+        assert!(
+            o.status.success(),
+            "run failed:\n{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        dir
+    })
+}
+
+fn wine_run() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let data = dataset("wine.csv");
+    let data = Box::leak(data.to_string_lossy().into_owned().into_boxed_str());
+    run_once(
+        &CELL,
+        "wine",
+        &["--data", data, "--target", "cultivar", "--max-trials", "4"],
+    )
+}
+
+#[test]
+fn pipeline_writes_a_complete_run_directory() {
+    let run = wine_run();
+    let manifest: RunManifest = read_json(&run.join(paths::MANIFEST)).unwrap();
+    assert_eq!(manifest.task, Task::Multiclass);
+    assert_eq!(manifest.test_metric.name, "accuracy");
+    assert!(
+        manifest.test_metric.value > 0.8,
+        "{:?}",
+        manifest.test_metric
+    );
+    assert_eq!(manifest.seed, 7);
+    assert_eq!(manifest.data.rows, 178);
+    assert!(manifest.versions.contains_key("burn") && manifest.versions.contains_key("polars"));
+    // Every artifact listed exists with the recorded hash.
+    for a in &manifest.artifacts {
+        let hash = autodl_artifacts::io::sha256_file(&run.join(&a.path)).unwrap();
+        assert_eq!(hash, a.sha256, "{}", a.path);
+    }
+    for rel in [
+        paths::ONNX,
+        paths::CRITERIA,
+        paths::REPORT,
+        paths::WEIGHTS,
+        paths::DRIFT_REFERENCE,
+    ] {
+        assert!(
+            manifest.artifacts.iter().any(|a| a.path == rel),
+            "{rel} not listed"
+        );
+    }
+    let card: Scorecard = read_json(&run.join(paths::CRITERIA)).unwrap();
+    assert_eq!(card.criteria.len(), 10);
+    let report = std::fs::read_to_string(run.join(paths::REPORT)).unwrap();
+    for section in [
+        "## Result",
+        "## Data profile",
+        "## Search",
+        "## Model",
+        "## Deployment",
+        "## Monitoring",
+        "## The ten criteria",
+    ] {
+        assert!(report.contains(section), "report lacks {section}");
+    }
+    // No temporary files are left behind by the atomic writes.
+    let leftovers: Vec<_> = walk(run)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn numeric_matrix(table: &RawTable, skip: &str) -> Matrix {
+    let cols: Vec<&Vec<Option<f64>>> = table
+        .columns
+        .iter()
+        .filter(|c| c.name != skip)
+        .map(|c| match &c.values {
+            ColumnValues::Numeric(v) => v,
+            ColumnValues::Text(_) => panic!("transformed splits are numeric"),
+        })
+        .collect();
+    let n = table.n_rows();
+    let mut data = Vec::with_capacity(n * cols.len());
+    for i in 0..n {
+        for c in &cols {
+            data.push(c[i].unwrap() as f32);
+        }
+    }
+    Matrix::new(n, cols.len(), data)
+}
+
+fn write_csv(path: &Path, m: &Matrix) {
+    let mut s = String::new();
+    for i in 0..m.n_rows {
+        let row: Vec<String> = m.row(i).iter().map(|v| format!("{v:e}")).collect();
+        s.push_str(&row.join(","));
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn oracle_python() -> PathBuf {
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/oracle-venv.sh"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        o.status.success(),
+        "oracle venv setup failed: {}",
+        text(&o.stderr)
+    );
+    PathBuf::from(text(&o.stdout).trim())
+}
+
+/// onnx.checker accepts the export and onnxruntime's outputs equal tract's to 1e-4.
+fn check_with_onnxruntime(run: &Path) {
+    let table = autodl_data::read_table(&run.join(paths::TEST)).unwrap();
+    let target = table.columns.last().unwrap().name.clone();
+    let x = numeric_matrix(&table, &target);
+    let runner = autodl_deploy::OnnxRunner::load(&run.join(paths::ONNX)).unwrap();
+    let tract = runner.run(&x).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (features, outputs) = (dir.path().join("x.csv"), dir.path().join("tract.csv"));
+    write_csv(&features, &x);
+    write_csv(&outputs, &tract);
+    let o = Command::new(oracle_python())
+        .arg(repo().join("scripts/onnx_oracle.py"))
+        .args([run.join(paths::ONNX), features, outputs])
+        .output()
+        .unwrap();
+    let report = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "oracle rejected the model: {report}\n{}",
+        text(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    assert_eq!(v["checker"], "ok");
+    assert_eq!(v["rows"].as_u64().unwrap() as usize, x.n_rows);
+    assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{report}");
+}
+
+#[test]
+fn onnx_export_passes_checker_and_matches_onnxruntime() {
+    check_with_onnxruntime(wine_run());
+    check_with_onnxruntime(regression_run());
+}
+
+fn regression_run() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let data = Box::leak(
+        dataset("diabetes.csv")
+            .to_string_lossy()
+            .into_owned()
+            .into_boxed_str(),
+    );
+    run_once(
+        &CELL,
+        "diabetes",
+        &[
+            "--data",
+            data,
+            "--target",
+            "progression",
+            "--max-trials",
+            "3",
+        ],
+    )
+}
+
+#[test]
+fn regression_run_reports_rmse() {
+    let manifest: RunManifest = read_json(&regression_run().join(paths::MANIFEST)).unwrap();
+    assert_eq!(manifest.task, Task::Regression);
+    assert_eq!(manifest.test_metric.name, "rmse");
+    // The target's standard deviation is about 77; a model must do better than the mean.
+    assert!(
+        manifest.test_metric.value > 0.0 && manifest.test_metric.value < 77.0,
+        "{:?}",
+        manifest.test_metric
+    );
+}
+
+#[test]
+fn penguins_with_missing_values_and_categories() {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let data = Box::leak(
+        dataset("penguins.csv")
+            .to_string_lossy()
+            .into_owned()
+            .into_boxed_str(),
+    );
+    let run = run_once(
+        &CELL,
+        "penguins",
+        &["--data", data, "--target", "species", "--max-trials", "3"],
+    );
+    let manifest: RunManifest = read_json(&run.join(paths::MANIFEST)).unwrap();
+    assert!(
+        manifest.test_metric.value > 0.9,
+        "{:?}",
+        manifest.test_metric
+    );
+    let transform: autodl_artifacts::transform::FeatureTransform =
+        read_json(&run.join(paths::TRANSFORM)).unwrap();
+    let names = transform.feature_names();
+    assert!(
+        names.contains(&"island=Biscoe".to_string()) && names.contains(&"sex=female".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        transform
+            .decisions
+            .iter()
+            .any(|d| d.action == "impute_median")
+    );
+}
+
+#[test]
+fn predict_reproduces_the_test_metric_from_raw_rows() {
+    let run = wine_run();
+    let out = tempfile::tempdir().unwrap().keep().join("pred.csv");
+    let o = xtask(&[
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        run.join(paths::TEST_RAW).to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let manifest: RunManifest = read_json(&run.join(paths::MANIFEST)).unwrap();
+    // "accuracy on N labelled rows: X (the run's test accuracy: Y)" with X == Y.
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("accuracy on"))
+        .expect(&err);
+    let got: f64 = line
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Printed with four decimals.
+    assert!((got - manifest.test_metric.value).abs() <= 5e-5, "{line}");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        csv.starts_with("predicted_cultivar,p_0,p_1,p_2\n"),
+        "{}",
+        &csv[..60.min(csv.len())]
+    );
+}
+
+fn monitor_report(run: &Path, data: &Path) -> DriftReport {
+    let out = tempfile::tempdir().unwrap().keep().join("drift.json");
+    let o = xtask(&[
+        "monitor",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    read_json(&out).unwrap()
+}
+
+#[test]
+fn monitor_flags_nothing_on_the_test_split_and_exactly_the_shifted_features() {
+    let run = wine_run();
+    let raw = run.join(paths::TEST_RAW);
+    let clean = monitor_report(run, &raw);
+    assert!(!clean.drift_detected, "{:?}", clean.drifted_columns);
+    assert_eq!(clean.features.len(), 13);
+
+    // Shift two features by two standard deviations of the test rows.
+    let mut table = autodl_data::read_table(&raw).unwrap();
+    let shifted = ["alcohol", "proline"];
+    for c in &mut table.columns {
+        if shifted.contains(&c.name.as_str())
+            && let ColumnValues::Numeric(v) = &mut c.values
+        {
+            let s =
+                autodl_artifacts::profile::NumericSummary::of(v.iter().flatten().copied()).unwrap();
+            for x in v.iter_mut().flatten() {
+                *x += 2.0 * s.std;
+            }
+        }
+    }
+    let copy = tempfile::tempdir().unwrap().keep().join("shifted.parquet");
+    autodl_data::write_table(&table, &copy).unwrap();
+    let report = monitor_report(run, &copy);
+    assert_eq!(report.drifted_columns, shifted);
+
+    // --fail-on-drift turns the finding into exit status 3.
+    let o = xtask(&[
+        "monitor",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        copy.to_str().unwrap(),
+        "--fail-on-drift",
+        "--out",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Runs xtask expecting failure: exit status 1 and one line on stderr that contains `needle`,
+/// with no panic and no backtrace.
+fn fails_cleanly(args: &[&str], needle: &str) {
+    let o = xtask(args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('[') && !l.starts_with("  "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{args:?}: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_a_failure_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let out = dir.path().join("run").to_string_lossy().into_owned();
+    let run = |data: &str, target: &str| {
+        vec![
+            "run",
+            "--data",
+            data,
+            "--target",
+            target,
+            "--out",
+            &out,
+            "--max-trials",
+            "1",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+
+    let missing = dir.path().join("nope.csv").to_string_lossy().into_owned();
+    fails_cleanly(&as_refs(&run(&missing, "y")), "file not found");
+    let empty = write("empty.csv", "");
+    fails_cleanly(&as_refs(&run(&empty, "y")), "is empty");
+    let header_only = write("header.csv", "a,b,y\n");
+    fails_cleanly(&as_refs(&run(&header_only, "y")), "is empty");
+    let wine = dataset("wine.csv").to_string_lossy().into_owned();
+    fails_cleanly(
+        &as_refs(&run(&wine, "colour")),
+        "target column 'colour' not found; available columns: alcohol, malic_acid",
+    );
+    let single = write(
+        "single.csv",
+        &(0..30)
+            .map(|i| format!("{i},1\n"))
+            .fold("x,y\n".to_string(), |a, b| a + &b),
+    );
+    fails_cleanly(&as_refs(&run(&single, "y")), "has a single value ('1')");
+    let penguins = dataset("penguins.csv").to_string_lossy().into_owned();
+    let mut regression = run(&penguins, "species");
+    regression.extend(["--task".into(), "regression".into()]);
+    fails_cleanly(
+        &as_refs(&regression),
+        "is not numeric (found 'Adelie' in row 1)",
+    );
+    let json = write("table.json", "{\"a\": [1, 2]}");
+    fails_cleanly(&as_refs(&run(&json, "a")), "unsupported format 'json'");
+    let binary = write("image.csv", "\u{0}\u{1}PNG\u{0}\u{0}");
+    let o = xtask(&as_refs(&run(&binary, "y")));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!text(&o.stderr).contains("panicked"));
+    fails_cleanly(
+        &[
+            "predict",
+            "--run",
+            dir.path().to_str().unwrap(),
+            "--data",
+            &wine,
+        ],
+        "is not a run directory",
+    );
+}
