@@ -67,7 +67,12 @@ fn check(arch: &ArchitectureSpec, hp: &Hyperparams, data: &TrainData<'_>) -> Res
         )));
     }
     let lr_ok = hp.learning_rate.is_finite() && hp.learning_rate > 0.0;
-    if !lr_ok || hp.batch_size == 0 || hp.max_epochs == 0 || !(hp.weight_decay >= 0.0) {
+    if !lr_ok
+        || hp.batch_size == 0
+        || hp.max_epochs == 0
+        || hp.weight_decay.is_nan()
+        || hp.weight_decay < 0.0
+    {
         return Err(TrainError::Hyperparams(format!("{hp:?}")));
     }
     Ok(())

@@ -208,6 +208,30 @@ fn check_with_onnxruntime(run: &Path) {
 fn onnx_export_passes_checker_and_matches_onnxruntime() {
     check_with_onnxruntime(wine_run());
     check_with_onnxruntime(regression_run());
+    check_with_onnxruntime(default_run());
+}
+
+/// `cargo xtask run` without --data: the embedded digits dataset (a trial cap keeps it short).
+fn default_run() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    run_once(&CELL, "default", &["--max-trials", "2"])
+}
+
+#[test]
+fn default_run_uses_the_embedded_digits() {
+    let manifest: RunManifest = read_json(&default_run().join(paths::MANIFEST)).unwrap();
+    assert_eq!(manifest.data.path, "embedded:digits.csv");
+    assert_eq!(
+        (manifest.data.rows, manifest.data.target.as_str()),
+        (1797, "digit")
+    );
+    assert_eq!(manifest.task, Task::Multiclass);
+    // Two trials are far from the default budget, yet far above chance (0.1).
+    assert!(
+        manifest.test_metric.value > 0.8,
+        "{:?}",
+        manifest.test_metric
+    );
 }
 
 fn regression_run() -> &'static Path {
