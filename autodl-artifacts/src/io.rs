@@ -120,8 +120,8 @@ mod tests {
 
     #[test]
     fn json_round_trip_and_version_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a/b/doc.json");
+        let dir = std::env::temp_dir().join(format!("autodl-io-{}", std::process::id()));
+        let path = dir.join("a/b/doc.json");
         let doc = Doc {
             schema_version: SCHEMA_VERSION,
             x: 0.1,

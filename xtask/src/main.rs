@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// autodl: hand it a table, get back a trained, exported and monitored model with a report.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about, long_about = None)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,9 +45,11 @@ enum StrategyArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole pipeline: profile and prepare the data, search and train networks, export
-    /// to ONNX (checked against tract), build the drift reference, score the ten criteria and
-    /// write a report. Without --data it runs on the embedded digits dataset.
+    /// Run the whole pipeline on a table (default: the embedded digits dataset).
+    ///
+    /// Profiles and prepares the data, searches and trains networks, exports to ONNX (checked
+    /// against tract), builds the drift reference, scores the ten criteria and writes a report
+    /// into the run directory.
     Run {
         /// CSV or Parquet file (default: the embedded digits dataset, target `digit`).
         #[arg(long)]
@@ -77,9 +79,11 @@ enum Command {
         #[arg(long, default_value_t = autodl_criteria::DEFAULT_GRID_G_PER_KWH)]
         grid_g_per_kwh: f64,
     },
-    /// Predict with a run's exported model (tract) on raw rows: applies the run's fitted
-    /// transform, then the ONNX graph. Writes CSV: the prediction, then one probability column per
-    /// class for classification. If the file has the target column, the metric is printed.
+    /// Predict raw rows with a run's exported model.
+    ///
+    /// Applies the run's fitted transform, then the ONNX graph (with tract). Writes CSV: the
+    /// prediction, then one probability column per class for classification. If the file has
+    /// the target column, the metric is printed.
     Predict {
         /// Run directory written by `cargo xtask run`.
         #[arg(long)]
@@ -91,8 +95,10 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Compare new data with the run's training data, feature by feature (KS or chi-square
-    /// with Benjamini–Hochberg correction, plus PSI), and print which features drifted.
+    /// Check new data for drift against a run's training data.
+    ///
+    /// Feature by feature: Kolmogorov–Smirnov (numeric) or chi-square (categorical) with
+    /// Benjamini–Hochberg correction, plus PSI. Prints a table and writes a JSON report.
     Monitor {
         /// Run directory written by `cargo xtask run`.
         #[arg(long)]

@@ -171,7 +171,11 @@ pub fn render(r: &ReportInput<'_>) -> String {
         failed,
         h.stopped_because
     );
-    let _ = writeln!(s, "Best validation score so far, by trial:\n\n```");
+    let _ = writeln!(
+        s,
+        "Best so far, by trial. Selection maximises the score: the validation metric, with ties \
+         broken by validation cross-entropy for classification.\n\n```"
+    );
     let mut best = f64::NEG_INFINITY;
     let scores: Vec<f64> = h.trials.iter().filter_map(|t| t.outcome.score()).collect();
     let (lo, hi) = scores
@@ -185,13 +189,18 @@ pub fn render(r: &ReportInput<'_>) -> String {
         {
             best = sc;
             let frac = if hi > lo { (sc - lo) / (hi - lo) } else { 1.0 };
+            let metric = match &t.outcome {
+                TrialOutcome::Completed { valid_metric, .. } => {
+                    format!("{} {}", valid_metric.name, num(valid_metric.value))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "trial {:>4} at {:>6.1} s  {}  {}",
+                "trial {:>4} at {:>6.1} s  {}  {metric}  (score {sc:.6})",
                 t.trial,
                 t.finished_at_secs,
-                bar(frac, 30),
-                num(sc)
+                bar(frac, 30)
             );
         }
     }

@@ -6,6 +6,28 @@ use autodl_artifacts::context::RunContext;
 use autodl_artifacts::table::{ColumnValues, Task};
 use autodl_data::{DataError, PrepareConfig, prepare, read_table, write_table};
 
+/// A fresh scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("autodl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn dataset(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../datasets")
@@ -14,7 +36,7 @@ fn dataset(name: &str) -> PathBuf {
 
 #[test]
 fn csv_missing_spellings_and_parquet_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new("data-csv");
     let csv = dir.path().join("t.csv");
     std::fs::write(&csv, "a,b,c\n1.5,x,\nNA,,3\n2,NA,4\n").unwrap();
     let t = read_table(&csv).unwrap();
@@ -38,7 +60,7 @@ fn csv_missing_spellings_and_parquet_round_trip() {
 
 #[test]
 fn bad_files_are_clear_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new("data-bad");
     let p = |name: &str, body: &[u8]| {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();

@@ -14,6 +14,28 @@ use autodl_artifacts::io::read_json;
 use autodl_artifacts::run::{RunManifest, paths};
 use autodl_artifacts::table::{ColumnValues, Matrix, RawTable, Task};
 
+/// A fresh scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("autodl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -183,7 +205,7 @@ fn check_with_onnxruntime(run: &Path) {
     let x = numeric_matrix(&table, &target);
     let runner = autodl_deploy::OnnxRunner::load(&run.join(paths::ONNX)).unwrap();
     let tract = runner.run(&x).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new(&format!("oracle-{}", run.display().to_string().len()));
     let (features, outputs) = (dir.path().join("x.csv"), dir.path().join("tract.csv"));
     write_csv(&features, &x);
     write_csv(&outputs, &tract);
@@ -307,7 +329,8 @@ fn penguins_with_missing_values_and_categories() {
 #[test]
 fn predict_reproduces_the_test_metric_from_raw_rows() {
     let run = wine_run();
-    let out = tempfile::tempdir().unwrap().keep().join("pred.csv");
+    let scratch = Scratch::new("predict");
+    let out = scratch.path().join("pred.csv");
     let o = xtask(&[
         "predict",
         "--run",
@@ -345,7 +368,11 @@ fn predict_reproduces_the_test_metric_from_raw_rows() {
 }
 
 fn monitor_report(run: &Path, data: &Path) -> DriftReport {
-    let out = tempfile::tempdir().unwrap().keep().join("drift.json");
+    let scratch = Scratch::new(&format!(
+        "monitor-{}",
+        data.file_name().unwrap().to_string_lossy()
+    ));
+    let out = scratch.path().join("drift.json");
     let o = xtask(&[
         "monitor",
         "--run",
@@ -381,7 +408,8 @@ fn monitor_flags_nothing_on_the_test_split_and_exactly_the_shifted_features() {
             }
         }
     }
-    let copy = tempfile::tempdir().unwrap().keep().join("shifted.parquet");
+    let scratch = Scratch::new("shifted");
+    let copy = scratch.path().join("shifted.parquet");
     autodl_data::write_table(&table, &copy).unwrap();
     let report = monitor_report(run, &copy);
     assert_eq!(report.drifted_columns, shifted);
@@ -427,7 +455,7 @@ fn fails_cleanly(args: &[&str], needle: &str) {
 
 #[test]
 fn bad_input_gives_one_clear_line_and_a_failure_status() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new("bad-input");
     let write = |name: &str, body: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
