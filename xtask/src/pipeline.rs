@@ -142,6 +142,12 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{started_unix}")));
+    if run_dir.join(paths::MANIFEST).exists() {
+        bail!(
+            "{} already holds a run; give another --out (nothing was overwritten)",
+            run_dir.display()
+        );
+    }
     let run_id = run_dir
         .file_name()
         .map_or("run".into(), |s| s.to_string_lossy().into_owned());

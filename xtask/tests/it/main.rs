@@ -510,6 +510,14 @@ fn bad_input_gives_one_clear_line_and_a_failure_status() {
     let o = xtask(&as_refs(&run(&binary, "y")));
     assert_eq!(o.status.code(), Some(1));
     assert!(!text(&o.stderr).contains("panicked"));
+    // An existing run is never overwritten.
+    let existing = wine_run().to_string_lossy().into_owned();
+    fails_cleanly(
+        &[
+            "run", "--data", &wine, "--target", "cultivar", "--out", &existing,
+        ],
+        "already holds a run; give another --out (nothing was overwritten)",
+    );
     fails_cleanly(
         &[
             "predict",
