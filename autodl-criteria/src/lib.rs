@@ -258,7 +258,7 @@ pub fn assess(f: &RunFacts) -> Scorecard {
             Criterion::EngineeringQuality => match &f.parity {
                 Some(p) => measured(
                     p.max_abs_diff,
-                    "max |Δ|",
+                    "max abs diff",
                     format!(
                         "largest difference between {} and {} outputs on the {} ({} rows), tolerance {:e}; \
                          plus every artifact re-read with its schema check",

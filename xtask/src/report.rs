@@ -32,6 +32,26 @@ fn num(x: f64) -> String {
     }
 }
 
+/// Text from the data (names, categories) made safe inside a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A measured value in its unit: counts and flags as integers, other values as [`num`].
+fn with_unit(x: f64, unit: &str) -> String {
+    let integral = matches!(unit, "" | "bool" | "parameters") && x.fract() == 0.0 && x.abs() < 1e15;
+    let value = if integral {
+        format!("{}", x as i64)
+    } else {
+        num(x)
+    };
+    if unit.is_empty() {
+        value
+    } else {
+        format!("{value} {unit}")
+    }
+}
+
 /// A text bar of `width` characters for a value in [0, 1].
 fn bar(fraction: f64, width: usize) -> String {
     let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
@@ -99,7 +119,8 @@ pub fn render(r: &ReportInput<'_>) -> String {
             let share = *n as f64 / total.max(1) as f64;
             let _ = writeln!(
                 s,
-                "| {label} | {n} | {} {:.1}% |",
+                "| {} | {n} | {} {:.1}% |",
+                cell(label),
                 bar(share, 20),
                 share * 100.0
             );
@@ -123,14 +144,14 @@ pub fn render(r: &ReportInput<'_>) -> String {
                 .top_categories
                 .iter()
                 .take(5)
-                .map(|(k, n)| format!("{k} ({n})"))
+                .map(|(k, n)| format!("{} ({n})", cell(k)))
                 .collect::<Vec<_>>()
                 .join(", "),
         };
         let _ = writeln!(
             s,
             "| {} | {:?} | {} ({:.1}%) | {} | {} |",
-            c.name,
+            cell(&c.name),
             c.kind,
             c.missing,
             c.missing_share * 100.0,
@@ -147,7 +168,13 @@ pub fn render(r: &ReportInput<'_>) -> String {
     } else {
         let _ = writeln!(s, "| column | action | reason |\n|---|---|---|");
         for d in &r.transform.decisions {
-            let _ = writeln!(s, "| {} | {} | {} |", d.column, d.action, d.reason);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                cell(&d.column),
+                d.action,
+                cell(&d.reason)
+            );
         }
         let _ = writeln!(s);
     }
@@ -322,7 +349,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} |",
-            f.column,
+            cell(&f.column),
             f.test,
             num(f.statistic),
             num(f.p_adjusted),
@@ -343,14 +370,13 @@ pub fn render(r: &ReportInput<'_>) -> String {
             } => {
                 let extra: Vec<String> = details
                     .iter()
-                    .map(|d| format!("{} {} {}", d.name, num(d.value), d.unit))
+                    .map(|d| format!("{} {}", d.name, with_unit(d.value, &d.unit)))
                     .collect();
                 let _ = writeln!(
                     s,
-                    "| {} | {} {} | {}{} |",
+                    "| {} | {} | {}{} |",
                     e.criterion.title(),
-                    num(*value),
-                    unit,
+                    with_unit(*value, unit),
                     method,
                     if extra.is_empty() {
                         String::new()
