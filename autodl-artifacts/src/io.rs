@@ -27,7 +27,17 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename),
 /// creating parent folders as needed.
+///
+/// A destination that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) is
+/// written in place: renaming over it would replace the device with a plain file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        return file.write_all(bytes).map_err(io_err(path));
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -148,6 +158,26 @@ mod tests {
             err,
             ArtifactError::SchemaVersion { found: 99, .. }
         ));
+    }
+
+    #[test]
+    fn devices_are_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        write_json(
+            null,
+            &Doc {
+                schema_version: SCHEMA_VERSION,
+                x: 1.0,
+            },
+        )
+        .unwrap();
+        assert!(
+            std::fs::metadata(null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub enum DataError {
     },
     /// Too few rows to split.
     #[error(
-        "only {rows} rows have a target; at least {needed} are needed for train, validation and test splits"
+        "only {rows} rows have a target, too few for every split to get rows; at least {needed} are needed (or more rows per class)"
     )]
     TooFewRows {
         /// Rows with a target.

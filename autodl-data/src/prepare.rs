@@ -133,6 +133,12 @@ pub fn prepare(
         ctx.derive_seed("split"),
     );
 
+    if valid_idx.is_empty() || test_idx.is_empty() {
+        return Err(DataError::TooFewRows {
+            rows: labelled.len(),
+            needed: MIN_ROWS.max(labelled.len() + 1),
+        });
+    }
     let raw_train = table.take(&train_idx);
     let raw_valid = table.take(&valid_idx);
     let raw_test = table.take(&test_idx);
@@ -598,6 +604,28 @@ mod tests {
         // A stratum of one row stays in training.
         let (tr, va, te) = split(&[5], Some(&["z".to_string()]), 0.15, 0.15, 1);
         assert_eq!((tr, va, te), (vec![5], vec![], vec![]));
+    }
+
+    #[test]
+    fn tiny_classes_that_leave_no_test_rows_are_an_error() {
+        // Five classes of two rows: stratification keeps every row in training.
+        let table = RawTable {
+            columns: vec![
+                numeric("x", (0..10).map(|i| i as f64).collect()),
+                numeric("y", (0..10).map(|i| (i / 2) as f64).collect()),
+            ],
+        };
+        let err = prepare(
+            &PrepareConfig::new("y"),
+            &table,
+            "h",
+            &RunContext::new(1, "/tmp"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DataError::TooFewRows { rows: 10, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -293,9 +293,18 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         history.trials.len()
     );
     let Some((_, best_trial, weights, curve)) = evaluator.best else {
+        // Say why: the first failure's reason, else what the budget allowed.
+        let first_failure = history.trials.iter().find_map(|t| match &t.outcome {
+            TrialOutcome::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        });
         bail!(
-            "no trial completed within the budget ({} trials: {diverged} diverged, {failed} failed); raise --budget-secs",
-            history.trials.len()
+            "no trial completed ({} trials: {diverged} diverged, {failed} failed); {}",
+            history.trials.len(),
+            first_failure.map_or_else(
+                || "raise --budget-secs or lower the learning-rate range".to_string(),
+                |r| format!("first failure: {r}")
+            )
         );
     };
     let best = history

@@ -423,7 +423,7 @@ fn monitor_flags_nothing_on_the_test_split_and_exactly_the_shifted_features() {
         copy.to_str().unwrap(),
         "--fail-on-drift",
         "--out",
-        "/dev/null",
+        scratch.path().join("fail.json").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(3));
 }
