@@ -97,13 +97,6 @@ pub struct RunManifest {
 
 crate::versioned!(RunManifest);
 
-impl RunManifest {
-    /// The artifact of kind `kind`.
-    pub fn artifact(&self, kind: &str) -> Option<&ArtifactEntry> {
-        self.artifacts.iter().find(|a| a.kind == kind)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

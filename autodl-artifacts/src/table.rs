@@ -140,15 +140,6 @@ impl Matrix {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.n_cols..(i + 1) * self.n_cols]
     }
-
-    /// The rows at `indices`, in that order.
-    pub fn take_rows(&self, indices: &[usize]) -> Matrix {
-        let mut data = Vec::with_capacity(indices.len() * self.n_cols);
-        for &i in indices {
-            data.extend_from_slice(self.row(i));
-        }
-        Matrix::new(indices.len(), self.n_cols, data)
-    }
 }
 
 /// What kind of prediction the data asks for.
@@ -246,6 +237,20 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// [`Metric::compute`] with error metrics converted from standardised units back to the
+    /// target's units (multiplied by the target's standard deviation, `target_scale`);
+    /// accuracy is unitless and left as it is.
+    pub fn compute_scaled(self, outputs: &Matrix, targets: &[f32], target_scale: f64) -> f64 {
+        let value = self.compute(outputs, targets);
+        if self.higher_is_better() {
+            value
+        } else {
+            value * target_scale
+        }
+    }
+}
+
 /// Index of the largest value (the first one on ties).
 pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
@@ -323,6 +328,12 @@ mod tests {
         assert_eq!(Metric::Accuracy.compute(&out, &[0.0, 1.0, 1.0]), 2.0 / 3.0);
         let out = Matrix::new(2, 1, vec![1.0, 3.0]);
         assert_eq!(Metric::Rmse.compute(&out, &[2.0, 3.0]), (0.5f64).sqrt());
+        assert_eq!(
+            Metric::Rmse.compute_scaled(&out, &[2.0, 3.0], 10.0),
+            10.0 * (0.5f64).sqrt()
+        );
+        let probs = Matrix::new(1, 2, vec![0.2, 0.8]);
+        assert_eq!(Metric::Accuracy.compute_scaled(&probs, &[1.0], 10.0), 1.0);
         assert!(Metric::Accuracy.score(0.5) > Metric::Accuracy.score(0.4));
         assert!(Metric::Rmse.score(0.4) > Metric::Rmse.score(0.5));
     }

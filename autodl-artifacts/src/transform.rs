@@ -141,11 +141,6 @@ impl FeatureTransform {
         }
     }
 
-    /// The raw input columns this transform reads.
-    pub fn input_columns(&self) -> Vec<&str> {
-        self.steps.iter().map(FeatureStep::column).collect()
-    }
-
     /// Applies the transform to raw rows. See the module documentation for the policy on
     /// missing values, unseen categories and absent or extra columns.
     pub fn transform(&self, table: &RawTable) -> Result<Matrix> {

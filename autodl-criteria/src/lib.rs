@@ -18,7 +18,7 @@
 use autodl_artifacts::SCHEMA_VERSION;
 use autodl_artifacts::criteria::{Assessment, Criterion, CriterionEntry, Measurement, Scorecard};
 use autodl_artifacts::export::ParityCheck;
-use autodl_artifacts::table::{Metric, MetricValue, Task};
+use autodl_artifacts::table::{Matrix, Metric, MetricValue, Task};
 
 /// Power drawn per busy CPU core, in watts, when no energy counter is readable. A stated
 /// assumption (a typical server core under load, package power divided by cores), not a
@@ -173,12 +173,11 @@ pub fn trivial_metric(
         MetricValue::new(metric, correct as f64 / test_y.len().max(1) as f64)
     } else {
         let mean = train_y.iter().map(|&y| y as f64).sum::<f64>() / train_y.len().max(1) as f64;
-        let mse = test_y
-            .iter()
-            .map(|&y| (y as f64 - mean).powi(2))
-            .sum::<f64>()
-            / test_y.len().max(1) as f64;
-        MetricValue::new(metric, mse.sqrt() * target_scale)
+        let outputs = Matrix::new(test_y.len(), 1, vec![mean as f32; test_y.len()]);
+        MetricValue::new(
+            metric,
+            metric.compute_scaled(&outputs, test_y, target_scale),
+        )
     }
 }
 

@@ -47,14 +47,14 @@ pub fn baseline(data: &PreparedData, target_scale: f64) -> Result<BaselineResult
             .map_err(|e| TrainError::Baseline(e.to_string()))?;
         let score = |split: &SplitData| {
             let predicted: Array1<f64> = model.predict(&features(&split.x));
-            let sse: f64 = predicted
-                .iter()
-                .zip(&split.y)
-                .map(|(p, y)| (p - *y as f64).powi(2))
-                .sum();
+            let outputs = Matrix::new(
+                split.x.n_rows,
+                1,
+                predicted.iter().map(|&p| p as f32).collect(),
+            );
             MetricValue::new(
                 metric,
-                (sse / split.y.len().max(1) as f64).sqrt() * target_scale,
+                metric.compute_scaled(&outputs, &split.y, target_scale),
             )
         };
         Ok(BaselineResult {

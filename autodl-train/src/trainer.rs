@@ -174,14 +174,11 @@ pub fn train(
 
         let plain = Device::flex();
         let outputs = infer(&model.valid(), data.task, &data.valid.x, &plain);
-        let mut value = metric.compute(&outputs, &data.valid.y);
+        let value = metric.compute_scaled(&outputs, &data.valid.y, data.target_scale);
         let valid_loss = data
             .task
             .is_classification()
             .then(|| log_loss(&outputs, &data.valid.y));
-        if !data.task.is_classification() {
-            value *= data.target_scale;
-        }
         history.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.max(1) as f64,

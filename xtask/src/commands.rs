@@ -45,7 +45,6 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
     let outputs = runner.run(&x)?;
 
     let mut text = String::new();
-    let mut predictions = Vec::with_capacity(x.n_rows);
     match &exported.output {
         OutputKind::Probabilities { labels } => {
             let header: Vec<String> = std::iter::once(format!("predicted_{}", transform.target))
@@ -57,7 +56,6 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
             for i in 0..outputs.n_rows {
                 let row = outputs.row(i);
                 let k = argmax(row);
-                predictions.push(k as f32);
                 text.push_str(&csv_field(&labels[k]));
                 for p in row {
                     text.push_str(&format!(",{p:.6}"));
@@ -65,12 +63,12 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
                 text.push('\n');
             }
         }
-        OutputKind::StandardizedValue { mean, std } => {
+        // The run's transform, not a copy of its statistics, maps values back to target units.
+        OutputKind::StandardizedValue { .. } => {
             text.push_str(&csv_field(&format!("predicted_{}", transform.target)));
             text.push('\n');
             for i in 0..outputs.n_rows {
-                let v = outputs.row(i)[0] as f64 * std + mean;
-                predictions.push(outputs.row(i)[0]);
+                let v = transform.decode_regression(outputs.row(i)[0]);
                 text.push_str(&format!("{v}\n"));
             }
         }

@@ -558,11 +558,7 @@ pub fn score(
     y: &[f32],
     target_scale: f64,
 ) -> MetricValue {
-    let mut value = metric.compute(outputs, y);
-    if !metric.higher_is_better() {
-        value *= target_scale;
-    }
-    MetricValue::new(metric, value)
+    MetricValue::new(metric, metric.compute_scaled(outputs, y, target_scale))
 }
 
 /// Seconds into the search at which the best-so-far score first came within 5% of the final
