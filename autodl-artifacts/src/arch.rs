@@ -3,7 +3,11 @@
 //! One spec, three readers: search converts it to a petgraph graph for its algorithms, train
 //! builds a burn module from it, deploy writes ONNX from it. [`ArchitectureSpec::validate`] is
 //! the contract all three rely on: exactly one input and one output, no cycles, every node on a
-//! path from input to output, the right number of inputs per op, and agreeing widths.
+//! path from input to output, the right number of inputs per op, and agreeing shapes.
+//!
+//! Tensors flowing through the graph are either flat feature vectors or channel × height × width
+//! grids. A 1-D signal is a grid of height 1: its convolutions and pools slide along the width
+//! only (a `1 × k` kernel), so one code path serves signals and images in burn and in ONNX.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +62,154 @@ pub enum Norm {
 /// Epsilon used by both normalisations (the same value in burn and in the ONNX export).
 pub const NORM_EPSILON: f64 = 1e-5;
 
+/// How a pooling window is reduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// The largest value in the window.
+    Max,
+    /// The mean of the window.
+    Average,
+}
+
+impl PoolKind {
+    /// Short name for reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PoolKind::Max => "max",
+            PoolKind::Average => "avg",
+        }
+    }
+}
+
+/// How the flat input feature vector is laid out, as recorded by the data stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputShape {
+    /// Independent tabular features.
+    #[default]
+    Vector,
+    /// A 1-D signal of `length` samples per channel, channel-major.
+    Signal {
+        /// Channels.
+        channels: usize,
+        /// Samples per channel.
+        length: usize,
+    },
+    /// An image, channel-major then row-major.
+    Image {
+        /// Channels.
+        channels: usize,
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+    },
+}
+
+impl InputShape {
+    /// Number of flat features this layout covers.
+    pub fn features(&self, flat: usize) -> usize {
+        match *self {
+            InputShape::Vector => flat,
+            InputShape::Signal { channels, length } => channels * length,
+            InputShape::Image {
+                channels,
+                height,
+                width,
+            } => channels * height * width,
+        }
+    }
+
+    /// The tensor shape of the input node for `flat` features.
+    pub fn tensor_shape(&self, flat: usize) -> Shape {
+        match *self {
+            InputShape::Vector => Shape::Flat(flat),
+            InputShape::Signal { channels, length } => Shape::Grid {
+                channels,
+                height: 1,
+                width: length,
+            },
+            InputShape::Image {
+                channels,
+                height,
+                width,
+            } => Shape::Grid {
+                channels,
+                height,
+                width,
+            },
+        }
+    }
+
+    /// True for signals and images.
+    pub fn is_spatial(&self) -> bool {
+        !matches!(self, InputShape::Vector)
+    }
+}
+
+/// The shape of one sample's tensor at a node (the batch axis is implicit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// A feature vector.
+    Flat(usize),
+    /// Channels × height × width; height is 1 for signals.
+    Grid {
+        /// Channels.
+        channels: usize,
+        /// Rows (1 for a signal).
+        height: usize,
+        /// Columns.
+        width: usize,
+    },
+}
+
+impl Shape {
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        match *self {
+            Shape::Flat(n) => n,
+            Shape::Grid {
+                channels,
+                height,
+                width,
+            } => channels * height * width,
+        }
+    }
+
+    /// The channel count of a grid, or the width of a vector.
+    pub fn channels(&self) -> usize {
+        match *self {
+            Shape::Flat(n) => n,
+            Shape::Grid { channels, .. } => channels,
+        }
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Flat(n) => write!(f, "[{n}]"),
+            Shape::Grid {
+                channels,
+                height,
+                width,
+            } => write!(f, "[{channels}×{height}×{width}]"),
+        }
+    }
+}
+
+/// A spatial window: `1 × size` on a signal (height 1), `size × size` on an image.
+pub fn window(height: usize, size: usize) -> [usize; 2] {
+    if height == 1 { [1, size] } else { [size, size] }
+}
+
+/// Output length of a sliding window along one axis (floor mode, symmetric padding).
+pub fn window_output(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = input + 2 * padding;
+    (padded >= kernel && stride > 0).then(|| (padded - kernel) / stride + 1)
+}
+
 /// What a node computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -84,9 +236,34 @@ pub enum Op {
         /// Probability of zeroing an element, in `[0, 1)`.
         rate: f64,
     },
-    /// Element-wise sum of two or more inputs of equal width.
+    /// Convolution over a grid, with `kernel / 2` zero padding on each side of every slid axis
+    /// (so stride 1 with an odd kernel keeps the size).
+    Conv {
+        /// Output channels.
+        filters: usize,
+        /// Kernel size along each slid axis.
+        kernel: usize,
+        /// Step along each slid axis.
+        stride: usize,
+    },
+    /// Non-overlapping pooling over a grid (window and stride `size`, no padding, floor).
+    Pool {
+        /// Max or average.
+        kind: PoolKind,
+        /// Window size along each slid axis.
+        size: usize,
+    },
+    /// Pooling over all positions of a grid, giving one value per channel (a vector).
+    GlobalPool {
+        /// Max or average.
+        kind: PoolKind,
+    },
+    /// A grid flattened to a vector, channel-major.
+    Flatten,
+    /// Element-wise sum of two or more inputs of equal shape.
     Add,
-    /// Concatenation of two or more inputs along the feature axis, in edge order.
+    /// Concatenation of two or more inputs along the feature (vector) or channel (grid) axis, in
+    /// edge order; grids must agree in height and width.
     Concat,
     /// The final fully connected layer producing the network's outputs (logits or values).
     Output {
@@ -105,6 +282,14 @@ impl Op {
             Op::Norm { kind: Norm::Layer } => "layer_norm".into(),
             Op::Norm { kind: Norm::Batch } => "batch_norm".into(),
             Op::Dropout { rate } => format!("dropout({rate:.2})"),
+            Op::Conv {
+                filters,
+                kernel,
+                stride,
+            } => format!("conv({filters},k{kernel},s{stride})"),
+            Op::Pool { kind, size } => format!("{}_pool({size})", kind.label()),
+            Op::GlobalPool { kind } => format!("global_{}_pool", kind.label()),
+            Op::Flatten => "flatten".into(),
             Op::Add => "add".into(),
             Op::Concat => "concat".into(),
             Op::Output { units } => format!("output({units})"),
@@ -136,8 +321,11 @@ pub struct Edge {
 pub struct ArchitectureSpec {
     /// Schema version of this artifact.
     pub schema_version: u32,
-    /// Width of the input feature vector.
+    /// Width of the flat input feature vector.
     pub input_features: usize,
+    /// How those features are laid out (vector, signal or image).
+    #[serde(default)]
+    pub input_shape: InputShape,
     /// Nodes.
     pub nodes: Vec<Node>,
     /// Edges.
@@ -153,8 +341,10 @@ pub struct ValidatedGraph {
     pub order: Vec<usize>,
     /// For each node index, the indices of its inputs in edge order.
     pub inputs: Vec<Vec<usize>>,
-    /// For each node index, the width of its output.
+    /// For each node index, the number of elements of its output (per sample).
     pub widths: Vec<usize>,
+    /// For each node index, the shape of its output.
+    pub shapes: Vec<Shape>,
     /// Index of the input node.
     pub input: usize,
     /// Index of the output node.
@@ -171,26 +361,27 @@ impl ArchitectureSpec {
         activation: Activation,
         outputs: usize,
     ) -> Self {
-        let mut nodes = vec![Node {
-            id: NodeId(0),
-            op: Op::Input,
-        }];
+        let mut ops = Vec::new();
         for &units in hidden {
-            nodes.push(Node {
-                id: NodeId(nodes.len() as u32),
-                op: Op::Dense { units },
-            });
-            nodes.push(Node {
-                id: NodeId(nodes.len() as u32),
-                op: Op::Activation {
-                    function: activation,
-                },
+            ops.push(Op::Dense { units });
+            ops.push(Op::Activation {
+                function: activation,
             });
         }
-        nodes.push(Node {
-            id: NodeId(nodes.len() as u32),
-            op: Op::Output { units: outputs },
-        });
+        ops.push(Op::Output { units: outputs });
+        Self::chain(input_features, InputShape::Vector, ops)
+    }
+
+    /// A sequential network: the input followed by `ops` in order (the last should be `Output`).
+    pub fn chain(input_features: usize, input_shape: InputShape, ops: Vec<Op>) -> Self {
+        let nodes: Vec<Node> = std::iter::once(Op::Input)
+            .chain(ops)
+            .enumerate()
+            .map(|(i, op)| Node {
+                id: NodeId(i as u32),
+                op,
+            })
+            .collect();
         let edges = nodes
             .windows(2)
             .map(|w| Edge {
@@ -201,6 +392,7 @@ impl ArchitectureSpec {
         ArchitectureSpec {
             schema_version: crate::SCHEMA_VERSION,
             input_features,
+            input_shape,
             nodes,
             edges,
         }
@@ -292,31 +484,79 @@ impl ArchitectureSpec {
             )));
         }
 
-        let mut widths = vec![0usize; n];
+        if self.input_shape.features(self.input_features) != self.input_features {
+            return Err(bad(format!(
+                "the input shape {:?} does not cover {} features",
+                self.input_shape, self.input_features
+            )));
+        }
+        let mut shapes = vec![Shape::Flat(0); n];
         for &i in &order {
             let node = &self.nodes[i];
-            let ins: Vec<usize> = inputs[i].iter().map(|&j| widths[j]).collect();
-            let single = || -> Result<usize> {
+            let ins: Vec<Shape> = inputs[i].iter().map(|&j| shapes[j]).collect();
+            let here = || format!("node {} ({})", node.id, node.op.label());
+            let single = || -> Result<Shape> {
                 match ins.as_slice() {
-                    [w] => Ok(*w),
+                    [s] => Ok(*s),
                     _ => Err(bad(format!(
-                        "node {} ({}) takes exactly one input, has {}",
-                        node.id,
-                        node.op.label(),
+                        "{} takes exactly one input, has {}",
+                        here(),
                         ins.len()
                     ))),
                 }
             };
-            widths[i] = match &node.op {
-                Op::Input => self.input_features,
-                Op::Dense { units } | Op::Output { units } => {
-                    single()?;
-                    if *units == 0 {
-                        return Err(bad(format!("node {} has zero units", node.id)));
-                    }
-                    *units
+            let vector = || -> Result<usize> {
+                match single()? {
+                    Shape::Flat(w) => Ok(w),
+                    grid => Err(bad(format!(
+                        "{} needs a vector, gets a {grid} grid (flatten or pool it first)",
+                        here()
+                    ))),
                 }
-                Op::Activation { .. } | Op::Norm { .. } => single()?,
+            };
+            let grid = || -> Result<(usize, usize, usize)> {
+                match single()? {
+                    Shape::Grid {
+                        channels,
+                        height,
+                        width,
+                    } => Ok((channels, height, width)),
+                    flat => Err(bad(format!(
+                        "{} needs a grid, gets a {flat} vector",
+                        here()
+                    ))),
+                }
+            };
+            let positive = |v: usize, what: &str| -> Result<()> {
+                if v == 0 {
+                    return Err(bad(format!("{} has zero {what}", here())));
+                }
+                Ok(())
+            };
+            // Output of a window sliding over (height, width); height 1 is never slid.
+            let slide = |h: usize, w: usize, kernel: usize, stride: usize, pad: usize| {
+                let [kh, kw] = window(h, kernel);
+                let ph = if h == 1 { 0 } else { pad };
+                match (
+                    window_output(h, kh, stride, ph),
+                    window_output(w, kw, stride, pad),
+                ) {
+                    (Some(oh), Some(ow)) => Ok((oh, ow)),
+                    _ => Err(bad(format!(
+                        "{} has a window of {kernel} larger than its {h}×{w} input",
+                        here()
+                    ))),
+                }
+            };
+            shapes[i] = match &node.op {
+                Op::Input => self.input_shape.tensor_shape(self.input_features),
+                Op::Dense { units } | Op::Output { units } => {
+                    vector()?;
+                    positive(*units, "units")?;
+                    Shape::Flat(*units)
+                }
+                Op::Activation { .. } | Op::Norm { kind: Norm::Batch } => single()?,
+                Op::Norm { kind: Norm::Layer } => Shape::Flat(vector()?),
                 Op::Dropout { rate } => {
                     if !(0.0..1.0).contains(rate) {
                         return Err(bad(format!(
@@ -326,11 +566,44 @@ impl ArchitectureSpec {
                     }
                     single()?
                 }
+                Op::Conv {
+                    filters,
+                    kernel,
+                    stride,
+                } => {
+                    let (_, h, w) = grid()?;
+                    positive(*filters, "filters")?;
+                    positive(*kernel, "kernel size")?;
+                    positive(*stride, "stride")?;
+                    let (height, width) = slide(h, w, *kernel, *stride, kernel / 2)?;
+                    Shape::Grid {
+                        channels: *filters,
+                        height,
+                        width,
+                    }
+                }
+                Op::Pool { size, .. } => {
+                    let (channels, h, w) = grid()?;
+                    positive(*size, "pool size")?;
+                    let (height, width) = slide(h, w, *size, *size, 0)?;
+                    Shape::Grid {
+                        channels,
+                        height,
+                        width,
+                    }
+                }
+                Op::GlobalPool { .. } => Shape::Flat(grid()?.0),
+                Op::Flatten => {
+                    let (c, h, w) = grid()?;
+                    Shape::Flat(c * h * w)
+                }
                 Op::Add => {
-                    if ins.len() < 2 || ins.iter().any(|&w| w != ins[0]) {
+                    if ins.len() < 2 || ins.iter().any(|s| *s != ins[0]) {
+                        let listed: Vec<String> = ins.iter().map(Shape::to_string).collect();
                         return Err(bad(format!(
-                            "add node {} needs two or more inputs of equal width, has {:?}",
-                            node.id, ins
+                            "add node {} needs two or more inputs of equal shape, has {}",
+                            node.id,
+                            listed.join(", ")
                         )));
                     }
                     ins[0]
@@ -342,18 +615,65 @@ impl ArchitectureSpec {
                             node.id
                         )));
                     }
-                    ins.iter().sum()
+                    match ins[0] {
+                        Shape::Flat(_) if ins.iter().all(|s| matches!(s, Shape::Flat(_))) => {
+                            Shape::Flat(ins.iter().map(Shape::size).sum())
+                        }
+                        Shape::Grid { height, width, .. }
+                            if ins.iter().all(|s| {
+                                matches!(s, Shape::Grid { height: h, width: w, .. }
+                                    if *h == height && *w == width)
+                            }) =>
+                        {
+                            Shape::Grid {
+                                channels: ins.iter().map(Shape::channels).sum(),
+                                height,
+                                width,
+                            }
+                        }
+                        _ => {
+                            let listed: Vec<String> = ins.iter().map(Shape::to_string).collect();
+                            return Err(bad(format!(
+                                "concat node {} joins vectors with vectors or grids of equal \
+                                 height and width, has {}",
+                                node.id,
+                                listed.join(", ")
+                            )));
+                        }
+                    }
                 }
             };
         }
+        let Shape::Flat(output_width) = shapes[output] else {
+            unreachable!("the output is a dense layer")
+        };
         Ok(ValidatedGraph {
-            output_width: widths[output],
+            output_width,
+            widths: shapes.iter().map(Shape::size).collect(),
+            shapes,
             order,
             inputs,
-            widths,
             input,
             output,
         })
+    }
+
+    /// Kernel shape `[out, in, kh, kw]` of convolution node `i` (as burn and ONNX store it).
+    pub fn conv_kernel_shape(
+        g: &ValidatedGraph,
+        i: usize,
+        filters: usize,
+        kernel: usize,
+    ) -> [usize; 4] {
+        let input = g.shapes[g.inputs[i][0]];
+        let (c, h) = match input {
+            Shape::Grid {
+                channels, height, ..
+            } => (channels, height),
+            Shape::Flat(w) => (w, 1),
+        };
+        let [kh, kw] = window(h, kernel);
+        [filters, c, kh, kw]
     }
 
     /// Number of trainable parameters (weights, biases, normalisation scales and shifts).
@@ -367,14 +687,22 @@ impl ArchitectureSpec {
                 let fan_in = g.inputs[i].first().map_or(0, |&j| g.widths[j]);
                 match node.op {
                     Op::Dense { units } | Op::Output { units } => fan_in * units + units,
-                    Op::Norm { .. } => 2 * g.widths[i],
+                    Op::Conv {
+                        filters, kernel, ..
+                    } => {
+                        Self::conv_kernel_shape(&g, i, filters, kernel)
+                            .iter()
+                            .product::<usize>()
+                            + filters
+                    }
+                    Op::Norm { .. } => 2 * g.shapes[i].channels(),
                     _ => 0,
                 }
             })
             .sum())
     }
 
-    /// Multiply–accumulate operations for one sample at inference (dense layers only).
+    /// Multiply–accumulate operations for one sample at inference (dense and convolution layers).
     pub fn inference_macs(&self) -> Result<usize> {
         let g = self.validate()?;
         Ok(self
@@ -384,6 +712,12 @@ impl ArchitectureSpec {
             .map(|(i, node)| match node.op {
                 Op::Dense { units } | Op::Output { units } => {
                     g.inputs[i].first().map_or(0, |&j| g.widths[j]) * units
+                }
+                Op::Conv {
+                    filters, kernel, ..
+                } => {
+                    let [_, c, kh, kw] = Self::conv_kernel_shape(&g, i, filters, kernel);
+                    g.widths[i] * c * kh * kw
                 }
                 _ => 0,
             })
@@ -459,7 +793,7 @@ mod tests {
             spec.validate()
                 .unwrap_err()
                 .to_string()
-                .contains("equal width")
+                .contains("equal shape")
         );
 
         let mut spec = ArchitectureSpec::mlp(4, &[8], Activation::Relu, 2);
@@ -506,6 +840,132 @@ mod tests {
         assert_eq!(g.widths[concat], 12);
         assert_eq!(g.inputs[concat], vec![2, 0]);
         assert_eq!(spec.parameter_count().unwrap(), (4 * 8 + 8) + (12 * 2 + 2));
+    }
+
+    #[test]
+    fn convolutions_pools_and_flatten_shape_signals_and_images() {
+        let signal = ArchitectureSpec::chain(
+            40,
+            InputShape::Signal {
+                channels: 1,
+                length: 40,
+            },
+            vec![
+                Op::Conv {
+                    filters: 8,
+                    kernel: 5,
+                    stride: 2,
+                },
+                Op::Activation {
+                    function: Activation::Relu,
+                },
+                Op::Pool {
+                    kind: PoolKind::Max,
+                    size: 2,
+                },
+                Op::Flatten,
+                Op::Output { units: 10 },
+            ],
+        );
+        let g = signal.validate().unwrap();
+        let grid = |channels, height, width| Shape::Grid {
+            channels,
+            height,
+            width,
+        };
+        // (40 + 2·2 − 5) / 2 + 1 = 20 along the signal; the height of 1 is never slid.
+        assert_eq!(g.shapes[1], grid(8, 1, 20));
+        assert_eq!(g.shapes[3], grid(8, 1, 10));
+        assert_eq!(g.shapes[4], Shape::Flat(80));
+        assert_eq!(
+            signal.parameter_count().unwrap(),
+            (8 * 5 + 8) + (80 * 10 + 10)
+        );
+        assert_eq!(signal.inference_macs().unwrap(), 8 * 20 * 5 + 80 * 10);
+
+        let image = ArchitectureSpec::chain(
+            64,
+            InputShape::Image {
+                channels: 1,
+                height: 8,
+                width: 8,
+            },
+            vec![
+                Op::Conv {
+                    filters: 4,
+                    kernel: 3,
+                    stride: 1,
+                },
+                Op::Norm { kind: Norm::Batch },
+                Op::GlobalPool {
+                    kind: PoolKind::Average,
+                },
+                Op::Output { units: 3 },
+            ],
+        );
+        let g = image.validate().unwrap();
+        assert_eq!(g.shapes[1], grid(4, 8, 8));
+        assert_eq!(g.shapes[3], Shape::Flat(4));
+        assert_eq!(
+            image.parameter_count().unwrap(),
+            (4 * 9 + 4) + 2 * 4 + (4 * 3 + 3)
+        );
+    }
+
+    #[test]
+    fn rejects_ops_on_the_wrong_shape() {
+        let image = InputShape::Image {
+            channels: 1,
+            height: 4,
+            width: 4,
+        };
+        let dense_on_grid = ArchitectureSpec::chain(
+            16,
+            image,
+            vec![Op::Dense { units: 3 }, Op::Output { units: 2 }],
+        );
+        let err = dense_on_grid.validate().unwrap_err().to_string();
+        assert!(err.contains("needs a vector"), "{err}");
+
+        let conv_on_vector = ArchitectureSpec::chain(
+            16,
+            InputShape::Vector,
+            vec![
+                Op::Conv {
+                    filters: 2,
+                    kernel: 3,
+                    stride: 1,
+                },
+                Op::Output { units: 2 },
+            ],
+        );
+        let err = conv_on_vector.validate().unwrap_err().to_string();
+        assert!(err.contains("needs a grid"), "{err}");
+
+        let oversized_pool = ArchitectureSpec::chain(
+            16,
+            image,
+            vec![
+                Op::Pool {
+                    kind: PoolKind::Max,
+                    size: 5,
+                },
+                Op::Flatten,
+                Op::Output { units: 2 },
+            ],
+        );
+        let err = oversized_pool.validate().unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+
+        let wrong_cover =
+            ArchitectureSpec::chain(15, image, vec![Op::Flatten, Op::Output { units: 2 }]);
+        assert!(
+            wrong_cover
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cover")
+        );
     }
 
     #[test]

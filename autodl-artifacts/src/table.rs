@@ -299,6 +299,8 @@ pub struct PreparedData {
     pub n_classes: usize,
     /// Names of the transformed feature columns.
     pub feature_names: Vec<String>,
+    /// How the transformed features are laid out (a signal or image when detected).
+    pub input_shape: crate::arch::InputShape,
     /// Training split.
     pub train: SplitData,
     /// Validation split (early stopping, model selection).

@@ -5,20 +5,182 @@ use serde::{Deserialize, Serialize};
 use crate::arch::ArchitectureSpec;
 use crate::table::MetricValue;
 
-/// Hyper-parameters of one training run.
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    /// Stochastic gradient descent with (heavy-ball or Nesterov) momentum; weight decay is an L2
+    /// penalty added to the gradient.
+    Sgd {
+        /// Momentum coefficient in `[0, 1)`.
+        momentum: f64,
+        /// Nesterov's look-ahead form.
+        nesterov: bool,
+    },
+    /// Adam; weight decay is an L2 penalty added to the gradient.
+    Adam,
+    /// AdamW: Adam with decoupled weight decay.
+    #[default]
+    AdamW,
+}
+
+/// How the learning rate changes over training (after any warm-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The base rate throughout.
+    #[default]
+    Constant,
+    /// Cosine decay from the base rate to zero over the planned steps.
+    Cosine,
+    /// One-cycle: linear rise from a tenth of the base rate to the base rate over the first
+    /// 30 % of the steps, then cosine decay to a thousandth of it.
+    OneCycle,
+}
+
+/// The regression loss (classification always uses cross-entropy).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RegressionLoss {
+    /// Mean squared error.
+    #[default]
+    Mse,
+    /// Huber loss: quadratic within `delta` (in standardised target units), linear beyond.
+    Huber {
+        /// The transition point, > 0.
+        delta: f64,
+    },
+}
+
+/// Hyper-parameters of one training run. Every field is typed so that the search can tune it;
+/// fields added after the first release default to the behaviour before them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hyperparams {
-    /// AdamW learning rate.
+    /// Base learning rate.
     pub learning_rate: f64,
     /// Samples per gradient step.
     pub batch_size: usize,
-    /// AdamW decoupled weight decay.
+    /// Weight decay: decoupled for AdamW, an L2 penalty for SGD and Adam.
     pub weight_decay: f64,
-    /// Upper bound on epochs (early stopping may end sooner).
+    /// Upper bound on epochs (early stopping may end sooner); schedules span this many epochs.
     pub max_epochs: usize,
     /// Epochs without validation improvement before stopping.
     pub patience: usize,
+    /// The optimiser.
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// The learning-rate schedule.
+    #[serde(default)]
+    pub schedule: LrSchedule,
+    /// Epochs of linear warm-up from zero to the scheduled rate (0 for none).
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    /// Rescale the gradient when its global L2 norm exceeds this.
+    #[serde(default)]
+    pub grad_clip_norm: Option<f64>,
+    /// Label smoothing for cross-entropy, in `[0, 1)`.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Weight each class's loss by `n / (classes · count)` (for imbalanced targets).
+    #[serde(default)]
+    pub balanced_class_weights: bool,
+    /// The regression loss.
+    #[serde(default)]
+    pub regression_loss: RegressionLoss,
+}
+
+impl Default for Hyperparams {
+    /// AdamW at 1e-3, batch 64, weight decay 1e-4, 100 epochs with patience 10, no extras.
+    fn default() -> Self {
+        Hyperparams {
+            learning_rate: 1e-3,
+            batch_size: 64,
+            weight_decay: 1e-4,
+            max_epochs: 100,
+            patience: 10,
+            optimizer: Optimizer::AdamW,
+            schedule: LrSchedule::Constant,
+            warmup_epochs: 0,
+            grad_clip_norm: None,
+            label_smoothing: 0.0,
+            balanced_class_weights: false,
+            regression_loss: RegressionLoss::Mse,
+        }
+    }
+}
+
+impl Hyperparams {
+    /// Why these values cannot train, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let unit = |v: f64| (0.0..1.0).contains(&v);
+        if !positive(self.learning_rate) {
+            return Some(format!(
+                "learning rate {} is not positive",
+                self.learning_rate
+            ));
+        }
+        if self.batch_size == 0 || self.max_epochs == 0 {
+            return Some("batch size and epochs must be at least 1".into());
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Some(format!("weight decay {} is negative", self.weight_decay));
+        }
+        if let Optimizer::Sgd { momentum, .. } = self.optimizer
+            && !unit(momentum)
+        {
+            return Some(format!("momentum {momentum} is outside [0, 1)"));
+        }
+        if self.grad_clip_norm.is_some_and(|c| !positive(c)) {
+            return Some("the gradient-clipping norm must be positive".into());
+        }
+        if !unit(self.label_smoothing) {
+            return Some(format!(
+                "label smoothing {} is outside [0, 1)",
+                self.label_smoothing
+            ));
+        }
+        if let RegressionLoss::Huber { delta } = self.regression_loss
+            && !positive(delta)
+        {
+            return Some(format!("Huber delta {delta} is not positive"));
+        }
+        None
+    }
+
+    /// A compact description for tables: optimiser, schedule and the non-default extras.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![match self.optimizer {
+            Optimizer::Sgd { momentum, nesterov } => {
+                format!(
+                    "sgd(m={momentum}{})",
+                    if nesterov { ",nesterov" } else { "" }
+                )
+            }
+            Optimizer::Adam => "adam".into(),
+            Optimizer::AdamW => "adamw".into(),
+        }];
+        parts.push(format!("lr={:.1e}", self.learning_rate));
+        parts.push(format!("{:?}", self.schedule).to_lowercase());
+        if self.warmup_epochs > 0 {
+            parts.push(format!("warmup={}", self.warmup_epochs));
+        }
+        parts.push(format!("batch={}", self.batch_size));
+        if let Some(c) = self.grad_clip_norm {
+            parts.push(format!("clip={c}"));
+        }
+        if self.label_smoothing > 0.0 {
+            parts.push(format!("smooth={}", self.label_smoothing));
+        }
+        if self.balanced_class_weights {
+            parts.push("balanced".into());
+        }
+        if let RegressionLoss::Huber { delta } = self.regression_loss {
+            parts.push(format!("huber({delta})"));
+        }
+        parts.join(" ")
+    }
 }
 
 /// How a trial ended. Divergence is an outcome, not an error.
@@ -144,11 +306,10 @@ mod tests {
             mutation: None,
             architecture: ArchitectureSpec::mlp(3, &[4], Activation::Relu, 2),
             hyperparams: Hyperparams {
-                learning_rate: 1e-3,
                 batch_size: 32,
-                weight_decay: 1e-4,
                 max_epochs: 10,
                 patience: 3,
+                ..Hyperparams::default()
             },
             parameters: 26,
             outcome: TrialOutcome::Diverged {
@@ -171,5 +332,22 @@ mod tests {
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<SearchHistory>(&json).unwrap(), h);
         assert_eq!(h.counts(), (0, 1, 0));
+    }
+
+    #[test]
+    fn old_hyperparams_files_read_with_the_earlier_defaults() {
+        let old = r#"{"learning_rate":0.01,"batch_size":32,"weight_decay":0.0,"max_epochs":5,"patience":2}"#;
+        let hp: Hyperparams = serde_json::from_str(old).unwrap();
+        assert_eq!(hp.optimizer, Optimizer::AdamW);
+        assert_eq!(hp.schedule, LrSchedule::Constant);
+        assert_eq!(hp.problem(), None);
+        let bad = Hyperparams {
+            optimizer: Optimizer::Sgd {
+                momentum: 1.5,
+                nesterov: false,
+            },
+            ..hp
+        };
+        assert!(bad.problem().unwrap().contains("momentum"));
     }
 }

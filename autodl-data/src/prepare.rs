@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use autodl_artifacts::SCHEMA_VERSION;
+use autodl_artifacts::arch::InputShape;
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile, DataProfile, NumericSummary};
 use autodl_artifacts::table::{ColumnValues, PreparedData, RawColumn, RawTable, SplitData, Task};
@@ -144,7 +145,23 @@ pub fn prepare(
     let raw_test = table.take(&test_idx);
 
     let target_encoding = fit_target(&profile, raw_train.column(&cfg.target).unwrap())?;
-    let steps = fit_steps(cfg, &profile, &raw_train, &mut decisions)?;
+    let layout = detect_layout(cfg, &profile);
+    let steps = match &layout {
+        Some((shape, columns)) => {
+            decisions.push(CleaningDecision {
+                column: format!("{}..{}", columns[0], columns[columns.len() - 1]),
+                action: "spatial_layout".into(),
+                reason: format!(
+                    "{} numeric columns named by consecutive positions form {}; they are kept \
+                     in order (constant ones included) and share one mean and scale",
+                    columns.len(),
+                    describe_shape(shape)
+                ),
+            });
+            fit_spatial_steps(columns, &raw_train, &mut decisions)?
+        }
+        None => fit_steps(cfg, &profile, &raw_train, &mut decisions)?,
+    };
     let transform = FeatureTransform {
         schema_version: SCHEMA_VERSION,
         fitted_on_sha256: source_sha256.to_string(),
@@ -169,6 +186,7 @@ pub fn prepare(
             TargetEncoding::Standardized { .. } => 0,
         },
         feature_names: transform.feature_names(),
+        input_shape: layout.map_or(InputShape::Vector, |(shape, _)| shape),
         train: encode(&raw_train)?,
         valid: encode(&raw_valid)?,
         test: encode(&raw_test)?,
@@ -440,6 +458,118 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// Columns smaller than this never form a signal.
+const MIN_SIGNAL_LENGTH: usize = 8;
+
+/// Detects a signal or image: every feature column numeric and named `<prefix><k>` with one
+/// prefix and `k` running 0, 1, 2, … (or from 1) in column order, at least
+/// [`MIN_SIGNAL_LENGTH`] of them. A perfect square count with a side of 4 or more is a
+/// one-channel image (`px0..px63` → 8×8); any other count is a one-channel signal.
+fn detect_layout(cfg: &PrepareConfig, profile: &DataProfile) -> Option<(InputShape, Vec<String>)> {
+    let features: Vec<&ColumnProfile> = profile
+        .columns
+        .iter()
+        .filter(|c| c.name != cfg.target)
+        .collect();
+    let n = features.len();
+    if n < MIN_SIGNAL_LENGTH || features.iter().any(|c| c.kind != ColumnKind::Numeric) {
+        return None;
+    }
+    let split = |name: &str| {
+        let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let (prefix, number) = name.split_at(name.len() - digits);
+        number
+            .parse::<usize>()
+            .ok()
+            .map(|k| (prefix.to_string(), k))
+    };
+    let parsed: Vec<(String, usize)> = features
+        .iter()
+        .map(|c| split(&c.name))
+        .collect::<Option<_>>()?;
+    let first = parsed[0].1;
+    let consecutive = parsed
+        .iter()
+        .enumerate()
+        .all(|(i, (prefix, k))| *prefix == parsed[0].0 && *k == first + i);
+    if !consecutive || first > 1 {
+        return None;
+    }
+    let side = (n as f64).sqrt().round() as usize;
+    let shape = if side * side == n && side >= 4 {
+        InputShape::Image {
+            channels: 1,
+            height: side,
+            width: side,
+        }
+    } else {
+        InputShape::Signal {
+            channels: 1,
+            length: n,
+        }
+    };
+    Some((shape, features.iter().map(|c| c.name.clone()).collect()))
+}
+
+fn describe_shape(shape: &InputShape) -> String {
+    match shape {
+        InputShape::Vector => "a feature vector".into(),
+        InputShape::Signal { channels, length } => {
+            format!("a {channels}-channel signal of length {length}")
+        }
+        InputShape::Image {
+            channels,
+            height,
+            width,
+        } => format!("a {channels}-channel {height}×{width} image"),
+    }
+}
+
+/// Steps for a spatial layout: every column kept in order, missing values filled with the
+/// column's median, and one mean and standard deviation over all positions (so the relative
+/// intensities that convolutions see are preserved).
+fn fit_spatial_steps(
+    columns: &[String],
+    train: &RawTable,
+    decisions: &mut Vec<CleaningDecision>,
+) -> Result<Vec<FeatureStep>> {
+    let mut imputes = Vec::with_capacity(columns.len());
+    let mut all = Vec::new();
+    for name in columns {
+        let column = train.column(name).expect("a profiled column");
+        let values = as_numbers(column).expect("profiled as numeric");
+        let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+        let impute = if present.is_empty() {
+            0.0
+        } else {
+            median(&mut present)
+        };
+        let missing = values.iter().filter(|v| v.is_none()).count();
+        if missing > 0 {
+            decisions.push(CleaningDecision {
+                column: name.clone(),
+                action: "impute_median".into(),
+                reason: format!(
+                    "{missing} missing values in training, filled with the median {impute}"
+                ),
+            });
+        }
+        all.extend(values.iter().map(|v| v.unwrap_or(impute)));
+        imputes.push(impute);
+    }
+    let s = NumericSummary::of(all.into_iter()).expect("non-empty training split");
+    Ok(columns
+        .iter()
+        .zip(imputes)
+        .map(|(name, impute)| FeatureStep::Numeric {
+            column: name.clone(),
+            impute,
+            mean: s.mean,
+            std: if s.std > 0.0 { s.std } else { 1.0 },
+        })
+        .collect())
+}
+
 fn fit_steps(
     cfg: &PrepareConfig,
     profile: &DataProfile,
@@ -655,6 +785,67 @@ mod tests {
             infer_task(&reg, &two),
             Err(DataError::NonNumericTarget { row: 1, .. })
         ));
+    }
+
+    #[test]
+    fn numbered_columns_become_images_or_signals() {
+        let shape_of = |names: Vec<String>| {
+            let n_rows = 60;
+            let mut columns: Vec<RawColumn> = names
+                .iter()
+                .enumerate()
+                // The first column is constant: kept in a grid, where dropping it would shift it.
+                .map(|(k, name)| {
+                    numeric(
+                        name,
+                        (0..n_rows)
+                            .map(|i| ((i * k) % 7 * k.min(1)) as f64)
+                            .collect(),
+                    )
+                })
+                .collect();
+            columns.push(numeric("y", (0..n_rows).map(|i| (i % 2) as f64).collect()));
+            let p = prepare(
+                &PrepareConfig::new("y"),
+                &RawTable { columns },
+                "h",
+                &RunContext::new(1, "/tmp"),
+            )
+            .unwrap();
+            (p.data.input_shape, p.data.train.x.n_cols)
+        };
+        let named = |prefix: &str, from: usize, n: usize| -> Vec<String> {
+            (from..from + n).map(|k| format!("{prefix}{k}")).collect()
+        };
+        assert_eq!(
+            shape_of(named("px", 0, 64)),
+            (
+                InputShape::Image {
+                    channels: 1,
+                    height: 8,
+                    width: 8
+                },
+                64
+            )
+        );
+        assert_eq!(
+            shape_of(named("x", 1, 40)),
+            (
+                InputShape::Signal {
+                    channels: 1,
+                    length: 40
+                },
+                40
+            )
+        );
+        // Too few, out of order, or mixed prefixes: a plain vector (constant column dropped).
+        assert_eq!(shape_of(named("x", 0, 5)), (InputShape::Vector, 4));
+        let mut shuffled = named("x", 0, 10);
+        shuffled.swap(2, 3);
+        assert_eq!(shape_of(shuffled).0, InputShape::Vector);
+        let mut mixed = named("x", 0, 10);
+        mixed[4] = "z4".into();
+        assert_eq!(shape_of(mixed).0, InputShape::Vector);
     }
 
     #[test]

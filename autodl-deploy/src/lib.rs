@@ -8,7 +8,11 @@
 //!
 //! The graph is built directly as an ONNX `ModelProto` (the protobuf types tract-onnx exposes)
 //! and encoded with prost; no burn model is needed, only the spec and the weights, so any
-//! network the search can describe can be exported.
+//! network the search can describe can be exported: dense, convolution (`Conv`, with signals
+//! as height-1 images), pooling (`MaxPool`, `AveragePool`, their global forms), `Flatten`,
+//! `Reshape` of the flat input to the input grid, normalisations, activations, `Add`, `Concat`.
+//! [`to_onnx_ensemble`] writes several networks as one graph whose output is the `Mean` of the
+//! members' probabilities (or values).
 //!
 //! ```no_run
 //! use autodl_artifacts::export::OutputKind;
@@ -23,7 +27,9 @@
 mod onnx;
 mod runner;
 
-pub use onnx::{ExportOptions, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, to_onnx};
+pub use onnx::{
+    ExportOptions, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, to_onnx, to_onnx_ensemble,
+};
 pub use runner::{OnnxRunner, max_abs_diff};
 
 /// Errors of the deploy stage.
@@ -36,6 +42,9 @@ pub enum DeployError {
     /// tract could not load or run the model.
     #[error("ONNX runtime error: {0}")]
     Runtime(String),
+    /// The models cannot be exported together.
+    #[error("export error: {0}")]
+    Export(String),
     /// Input of the wrong shape.
     #[error("input has {found} features, the model takes {expected}")]
     Shape {

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use autodl_artifacts::arch::{Activation, ArchitectureSpec, NORM_EPSILON, NodeId, Norm, Op};
+use autodl_artifacts::arch::{
+    Activation, ArchitectureSpec, NORM_EPSILON, NodeId, Norm, Op, PoolKind, Shape, window,
+};
 use autodl_artifacts::export::OutputKind;
 use autodl_artifacts::model::{NetworkWeights, WeightTensor};
 use prost::Message;
@@ -32,6 +34,8 @@ pub struct ExportOptions {
 }
 
 struct GraphBuilder {
+    /// Prepended to node and initializer names (one prefix per ensemble member).
+    prefix: String,
     nodes: Vec<pb::NodeProto>,
     initializers: Vec<pb::TensorProto>,
     constants: HashMap<String, String>,
@@ -42,6 +46,15 @@ fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
         name: name.into(),
         r#type: AttributeType::Int as i32,
         i,
+        ..Default::default()
+    }
+}
+
+fn attr_ints(name: &str, ints: &[usize]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: ints.iter().map(|&v| v as i64).collect(),
         ..Default::default()
     }
 }
@@ -60,6 +73,16 @@ fn tensor_proto(name: &str, shape: &[usize], data: &[f32]) -> pb::TensorProto {
         name: name.into(),
         dims: shape.iter().map(|&d| d as i64).collect(),
         data_type: DataType::Float as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn int64_tensor_proto(name: &str, data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![data.len() as i64],
+        data_type: DataType::Int64 as i32,
         raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ..Default::default()
     }
@@ -96,11 +119,15 @@ impl GraphBuilder {
         inputs: &[&str],
         attrs: Vec<pb::AttributeProto>,
     ) -> String {
-        let output = name.to_string();
+        let output = if name == OUTPUT_NAME {
+            name.to_string()
+        } else {
+            format!("{}{name}", self.prefix)
+        };
         self.nodes.push(pb::NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![output.clone()],
-            name: name.into(),
+            name: output.clone(),
             op_type: op.into(),
             attribute: attrs,
             ..Default::default()
@@ -117,8 +144,9 @@ impl GraphBuilder {
     ) -> Result<String> {
         let key = NetworkWeights::key(node, name);
         let WeightTensor { data, .. } = weights.get(&key, shape)?;
-        self.initializers.push(tensor_proto(&key, shape, data));
-        Ok(key)
+        let name = format!("{}{key}", self.prefix);
+        self.initializers.push(tensor_proto(&name, shape, data));
+        Ok(name)
     }
 
     /// A scalar constant, shared between nodes.
@@ -138,12 +166,79 @@ pub fn to_onnx(
     weights: &NetworkWeights,
     opts: &ExportOptions,
 ) -> Result<Vec<u8>> {
-    let g = spec.validate()?;
+    to_onnx_ensemble(&[(spec, weights)], opts)
+}
+
+/// Encodes the mean of several networks' outputs (probabilities for classification, values
+/// for regression) as one ONNX model; one member exports as that network alone.
+pub fn to_onnx_ensemble(
+    members: &[(&ArchitectureSpec, &NetworkWeights)],
+    opts: &ExportOptions,
+) -> Result<Vec<u8>> {
+    let Some(&(first, _)) = members.first() else {
+        return Err(crate::DeployError::Export(
+            "an ensemble needs at least one member".into(),
+        ));
+    };
     let mut b = GraphBuilder {
+        prefix: String::new(),
         nodes: Vec::new(),
         initializers: Vec::new(),
         constants: HashMap::new(),
     };
+    let mut outputs = Vec::new();
+    for (k, &(spec, weights)) in members.iter().enumerate() {
+        if spec.input_features != first.input_features {
+            return Err(crate::DeployError::Export(format!(
+                "ensemble member {k} takes {} features, member 0 takes {}",
+                spec.input_features, first.input_features
+            )));
+        }
+        b.prefix = if members.len() == 1 {
+            String::new()
+        } else {
+            format!("m{k}_")
+        };
+        let last = emit_network(&mut b, spec, weights)?;
+        outputs.push(match &opts.output {
+            OutputKind::Probabilities { .. } if members.len() > 1 => b.node(
+                "Softmax",
+                "probabilities",
+                &[&last],
+                vec![attr_int("axis", -1)],
+            ),
+            _ => last,
+        });
+    }
+    b.prefix.clear();
+    let output_width = first.validate()?.output_width;
+    match (&opts.output, outputs.as_slice()) {
+        (OutputKind::Probabilities { .. }, [last]) => {
+            b.node("Softmax", OUTPUT_NAME, &[last], vec![attr_int("axis", -1)]);
+        }
+        (OutputKind::StandardizedValue { .. }, [last]) => {
+            b.node("Identity", OUTPUT_NAME, &[last], vec![]);
+        }
+        (_, many) => {
+            let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+            b.node("Mean", OUTPUT_NAME, &refs, vec![]);
+        }
+    }
+    let doc = members
+        .iter()
+        .map(|(spec, _)| spec.describe())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    finish(b, first.input_features, output_width, doc, opts)
+}
+
+/// Adds one network's nodes; returns the name of its output value (logits or values).
+fn emit_network(
+    b: &mut GraphBuilder,
+    spec: &ArchitectureSpec,
+    weights: &NetworkWeights,
+) -> Result<String> {
+    let g = spec.validate()?;
     // The ONNX value name holding each spec node's output.
     let mut value: Vec<String> = vec![String::new(); spec.nodes.len()];
     for &i in &g.order {
@@ -151,8 +246,68 @@ pub fn to_onnx(
         let name = node.id.to_string();
         let ins: Vec<String> = g.inputs[i].iter().map(|&j| value[j].clone()).collect();
         let x = ins.first().map(String::as_str).unwrap_or("");
+        // The height of this node's input grid (1 for signals): windows slide along rows too
+        // only when it is above 1.
+        let in_height = match g.inputs[i].first().map(|&j| g.shapes[j]) {
+            Some(Shape::Grid { height, .. }) => height,
+            _ => 1,
+        };
         value[i] = match &node.op {
-            Op::Input => INPUT_NAME.to_string(),
+            Op::Input => match g.shapes[i] {
+                Shape::Flat(_) => INPUT_NAME.to_string(),
+                Shape::Grid {
+                    channels,
+                    height,
+                    width,
+                } => {
+                    let shape = format!("{name}_shape");
+                    let dims = [-1, channels as i64, height as i64, width as i64];
+                    b.initializers.push(int64_tensor_proto(&shape, &dims));
+                    b.node("Reshape", &name, &[INPUT_NAME, &shape], vec![])
+                }
+            },
+            Op::Conv {
+                filters,
+                kernel,
+                stride,
+            } => {
+                let shape = ArchitectureSpec::conv_kernel_shape(&g, i, *filters, *kernel);
+                let w = b.weight(weights, node.id, "weight", &shape)?;
+                let bias = b.weight(weights, node.id, "bias", &[*filters])?;
+                let (kh, kw) = (shape[2], shape[3]);
+                b.node(
+                    "Conv",
+                    &name,
+                    &[x, &w, &bias],
+                    vec![
+                        attr_ints("kernel_shape", &[kh, kw]),
+                        attr_ints("strides", &window(in_height, *stride)),
+                        attr_ints("pads", &[kh / 2, kw / 2, kh / 2, kw / 2]),
+                    ],
+                )
+            }
+            Op::Pool { kind, size } => {
+                let op = match kind {
+                    PoolKind::Max => "MaxPool",
+                    PoolKind::Average => "AveragePool",
+                };
+                let k = window(in_height, *size);
+                b.node(
+                    op,
+                    &name,
+                    &[x],
+                    vec![attr_ints("kernel_shape", &k), attr_ints("strides", &k)],
+                )
+            }
+            Op::GlobalPool { kind } => {
+                let op = match kind {
+                    PoolKind::Max => "GlobalMaxPool",
+                    PoolKind::Average => "GlobalAveragePool",
+                };
+                let pooled = b.node(op, &format!("{name}_pool"), &[x], vec![]);
+                b.node("Flatten", &name, &[&pooled], vec![attr_int("axis", 1)])
+            }
+            Op::Flatten => b.node("Flatten", &name, &[x], vec![attr_int("axis", 1)]),
             Op::Dense { units } | Op::Output { units } => {
                 let fan_in = g.widths[g.inputs[i][0]];
                 let w = b.weight(weights, node.id, "weight", &[fan_in, *units])?;
@@ -180,7 +335,7 @@ pub fn to_onnx(
                 }
             },
             Op::Norm { kind } => {
-                let n = g.widths[i];
+                let n = g.shapes[i].channels();
                 let gamma = b.weight(weights, node.id, "gamma", &[n])?;
                 let beta = b.weight(weights, node.id, "beta", &[n])?;
                 match kind {
@@ -225,15 +380,17 @@ pub fn to_onnx(
             }
         };
     }
-    let last = value[g.output].clone();
-    match &opts.output {
-        OutputKind::Probabilities { .. } => {
-            b.node("Softmax", OUTPUT_NAME, &[&last], vec![attr_int("axis", -1)]);
-        }
-        OutputKind::StandardizedValue { .. } => {
-            b.node("Identity", OUTPUT_NAME, &[&last], vec![]);
-        }
-    }
+    Ok(value[g.output].clone())
+}
+
+/// Wraps the graph in a model with its input, output and metadata, and encodes it.
+fn finish(
+    b: GraphBuilder,
+    input_features: usize,
+    output_width: usize,
+    doc: String,
+    opts: &ExportOptions,
+) -> Result<Vec<u8>> {
     let meta = |key: &str, value: String| pb::StringStringEntryProto {
         key: key.into(),
         value,
@@ -246,13 +403,13 @@ pub fn to_onnx(
         }],
         producer_name: "autodl".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: spec.describe(),
+        doc_string: doc,
         graph: Some(pb::GraphProto {
             node: b.nodes,
             name: "autodl".into(),
             initializer: b.initializers,
-            input: vec![value_info(INPUT_NAME, spec.input_features)],
-            output: vec![value_info(OUTPUT_NAME, g.output_width)],
+            input: vec![value_info(INPUT_NAME, input_features)],
+            output: vec![value_info(OUTPUT_NAME, output_width)],
             ..Default::default()
         }),
         metadata_props: vec![

@@ -1,8 +1,12 @@
-//! The search space: genomes of dense blocks, their sampling, mutation and rendering to a DAG.
+//! The search space: genomes of convolutional and dense blocks plus training options, their
+//! sampling, mutation and rendering to a DAG.
 
 use autodl_artifacts::SCHEMA_VERSION;
-use autodl_artifacts::arch::{Activation, ArchitectureSpec, Edge, Node, NodeId, Norm, Op};
-use autodl_artifacts::trial::Hyperparams;
+use autodl_artifacts::arch::{
+    Activation, ArchitectureSpec, Edge, InputShape, Node, NodeId, Norm, Op, PoolKind, Shape,
+    window_output,
+};
+use autodl_artifacts::trial::{Hyperparams, LrSchedule, Optimizer, RegressionLoss};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
@@ -26,15 +30,50 @@ pub struct Block {
     pub norm: Option<Norm>,
     /// Dropout rate after the activation (0 for none).
     pub dropout: f64,
-    /// A skip connection from an earlier stage: `(source, merge)`, where source 0 is the input
-    /// and source `k` is the output of block `k - 1`; always earlier than this block.
+    /// A skip connection from an earlier stage: `(source, merge)`, where source 0 is the first
+    /// dense block's input and source `k` is the output of block `k - 1`; always earlier than
+    /// this block.
     pub skip: Option<(usize, Skip)>,
+}
+
+/// One convolutional block: conv → [batch norm] → activation → [residual add of the block's
+/// input, where shapes agree] → [2× pooling].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvBlock {
+    /// Output channels.
+    pub filters: usize,
+    /// Kernel size.
+    pub kernel: usize,
+    /// Stride (1 or 2).
+    pub stride: usize,
+    /// Activation.
+    pub activation: Activation,
+    /// Batch normalisation after the convolution.
+    pub batch_norm: bool,
+    /// Add the block's input to its output when the shapes agree (stride 1, same channels).
+    pub residual: bool,
+    /// Pooling with window 2 after the block (skipped where the grid is too small).
+    pub pool: Option<PoolKind>,
+}
+
+/// How the convolutional part hands over to the dense part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Keep every position: flatten channel-major.
+    Flatten,
+    /// One value per channel.
+    Global(PoolKind),
 }
 
 /// A candidate in genome form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Genome {
-    /// The blocks, input to output.
+    /// Convolutional blocks (empty for vector inputs).
+    pub convs: Vec<ConvBlock>,
+    /// How the last grid becomes a vector (ignored without convolutional blocks, where a
+    /// spatial input is flattened).
+    pub reduce: Reduce,
+    /// Dense blocks after the convolutional part (at least one when there is none).
     pub blocks: Vec<Block>,
     /// Training hyper-parameters.
     pub hyperparams: Hyperparams,
@@ -45,20 +84,46 @@ pub struct Genome {
 pub struct SearchSpace {
     /// Width of the input.
     pub input_features: usize,
-    /// Number of outputs.
+    /// Layout of the input; convolutional blocks are proposed only for signals and images.
+    pub input_shape: InputShape,
+    /// Number of outputs (1 means regression).
     pub outputs: usize,
-    /// At most this many blocks (at least 1).
+    /// At most this many dense blocks.
     pub max_blocks: usize,
+    /// At most this many convolutional blocks (0 for vector inputs).
+    pub max_conv_blocks: usize,
     /// Block widths.
     pub widths: Vec<usize>,
+    /// Convolution filter counts.
+    pub filters: Vec<usize>,
+    /// Convolution kernel sizes.
+    pub kernels: Vec<usize>,
+    /// Convolution strides.
+    pub strides: Vec<usize>,
     /// Activations.
     pub activations: Vec<Activation>,
     /// Normalisations (`None` for none).
     pub norms: Vec<Option<Norm>>,
     /// Dropout rates.
     pub dropout_rates: Vec<f64>,
-    /// Learning rate range, sampled log-uniformly.
+    /// Learning rate range for Adam and AdamW, sampled log-uniformly.
     pub learning_rate: (f64, f64),
+    /// Learning rate range for SGD with momentum, sampled log-uniformly.
+    pub sgd_learning_rate: (f64, f64),
+    /// Optimisers.
+    pub optimizers: Vec<Optimizer>,
+    /// Learning-rate schedules.
+    pub schedules: Vec<LrSchedule>,
+    /// Warm-up epochs.
+    pub warmup_epochs: Vec<usize>,
+    /// Gradient-clipping norms (`None` for none).
+    pub grad_clip_norms: Vec<Option<f64>>,
+    /// Label smoothing values (classification).
+    pub label_smoothing: Vec<f64>,
+    /// Whether classes are weighted (offer `true` for imbalanced targets).
+    pub balanced_class_weights: Vec<bool>,
+    /// Regression losses.
+    pub regression_losses: Vec<RegressionLoss>,
     /// Batch sizes.
     pub batch_sizes: Vec<usize>,
     /// Weight decay range, sampled log-uniformly.
@@ -70,17 +135,60 @@ pub struct SearchSpace {
 }
 
 impl SearchSpace {
-    /// The default space for `input_features` inputs and `outputs` outputs.
+    /// The default space for `input_features` vector inputs and `outputs` outputs.
     pub fn for_data(input_features: usize, outputs: usize) -> Self {
+        Self::for_input(input_features, InputShape::Vector, outputs)
+    }
+
+    /// The default space for inputs laid out as `input_shape`: convolutional blocks (kernels up
+    /// to 7 on signals, 3 or 5 on images) are proposed for signals and images.
+    pub fn for_input(input_features: usize, input_shape: InputShape, outputs: usize) -> Self {
+        let regression = outputs == 1;
+        let spatial = input_shape.is_spatial();
         SearchSpace {
             input_features,
+            input_shape,
             outputs,
             max_blocks: 4,
+            max_conv_blocks: if spatial { 4 } else { 0 },
             widths: vec![32, 64, 128, 256, 512],
+            filters: vec![16, 32, 64],
+            kernels: match input_shape {
+                InputShape::Signal { .. } => vec![3, 5, 7],
+                _ => vec![3, 5],
+            },
+            strides: vec![1, 2],
             activations: Activation::ALL.to_vec(),
             norms: vec![None, Some(Norm::Layer), Some(Norm::Batch)],
             dropout_rates: vec![0.0, 0.1, 0.2, 0.3],
             learning_rate: (3e-4, 1e-2),
+            sgd_learning_rate: (3e-3, 1e-1),
+            optimizers: vec![
+                Optimizer::AdamW,
+                Optimizer::Adam,
+                Optimizer::Sgd {
+                    momentum: 0.9,
+                    nesterov: true,
+                },
+            ],
+            schedules: vec![
+                LrSchedule::Constant,
+                LrSchedule::Cosine,
+                LrSchedule::OneCycle,
+            ],
+            warmup_epochs: vec![0, 3],
+            grad_clip_norms: vec![None, Some(1.0)],
+            label_smoothing: if regression {
+                vec![0.0]
+            } else {
+                vec![0.0, 0.1]
+            },
+            balanced_class_weights: vec![false],
+            regression_losses: if regression {
+                vec![RegressionLoss::Mse, RegressionLoss::Huber { delta: 1.0 }]
+            } else {
+                vec![RegressionLoss::Mse]
+            },
             batch_sizes: vec![32, 64, 128],
             weight_decay: (1e-6, 1e-2),
             max_epochs: vec![30, 60, 100],
@@ -92,14 +200,44 @@ impl SearchSpace {
         (rng.random_range(lo.ln()..=hi.ln())).exp()
     }
 
+    fn pick<T: Clone>(rng: &mut impl Rng, options: &[T]) -> T {
+        options
+            .choose(rng)
+            .expect("every option list is non-empty")
+            .clone()
+    }
+
     fn random_block(&self, rng: &mut impl Rng, position: usize) -> Block {
         Block {
-            width: *self.widths.choose(rng).unwrap(),
-            activation: *self.activations.choose(rng).unwrap(),
-            norm: *self.norms.choose(rng).unwrap(),
-            dropout: *self.dropout_rates.choose(rng).unwrap(),
+            width: Self::pick(rng, &self.widths),
+            activation: Self::pick(rng, &self.activations),
+            norm: Self::pick(rng, &self.norms),
+            dropout: Self::pick(rng, &self.dropout_rates),
             skip: self.random_skip(rng, position),
         }
+    }
+
+    fn random_conv(&self, rng: &mut impl Rng) -> ConvBlock {
+        ConvBlock {
+            filters: Self::pick(rng, &self.filters),
+            kernel: Self::pick(rng, &self.kernels),
+            stride: Self::pick(rng, &self.strides),
+            activation: Self::pick(rng, &self.activations),
+            batch_norm: rng.random_bool(0.5),
+            residual: rng.random_bool(0.5),
+            pool: Self::pick(rng, &[None, Some(PoolKind::Max), Some(PoolKind::Average)]),
+        }
+    }
+
+    fn random_reduce(rng: &mut impl Rng) -> Reduce {
+        Self::pick(
+            rng,
+            &[
+                Reduce::Flatten,
+                Reduce::Global(PoolKind::Average),
+                Reduce::Global(PoolKind::Max),
+            ],
+        )
     }
 
     fn random_skip(&self, rng: &mut impl Rng, position: usize) -> Option<(usize, Skip)> {
@@ -114,19 +252,116 @@ impl SearchSpace {
         })
     }
 
-    /// Draws a genome uniformly from the space.
-    pub fn sample(&self, rng: &mut impl Rng) -> Genome {
-        let n = rng.random_range(1..=self.max_blocks.max(1));
-        Genome {
-            blocks: (0..n).map(|i| self.random_block(rng, i)).collect(),
-            hyperparams: Hyperparams {
-                learning_rate: Self::log_uniform(rng, self.learning_rate),
-                batch_size: *self.batch_sizes.choose(rng).unwrap(),
-                weight_decay: Self::log_uniform(rng, self.weight_decay),
-                max_epochs: *self.max_epochs.choose(rng).unwrap(),
-                patience: self.patience,
-            },
+    /// A learning rate suited to `optimizer`.
+    fn random_learning_rate(&self, rng: &mut impl Rng, optimizer: Optimizer) -> f64 {
+        match optimizer {
+            Optimizer::Sgd { .. } => Self::log_uniform(rng, self.sgd_learning_rate),
+            _ => Self::log_uniform(rng, self.learning_rate),
         }
+    }
+
+    fn learning_rate_range(&self, optimizer: Optimizer) -> (f64, f64) {
+        match optimizer {
+            Optimizer::Sgd { .. } => self.sgd_learning_rate,
+            _ => self.learning_rate,
+        }
+    }
+
+    fn random_hyperparams(&self, rng: &mut impl Rng) -> Hyperparams {
+        let optimizer = Self::pick(rng, &self.optimizers);
+        Hyperparams {
+            learning_rate: self.random_learning_rate(rng, optimizer),
+            batch_size: Self::pick(rng, &self.batch_sizes),
+            weight_decay: Self::log_uniform(rng, self.weight_decay),
+            max_epochs: Self::pick(rng, &self.max_epochs),
+            patience: self.patience,
+            optimizer,
+            schedule: Self::pick(rng, &self.schedules),
+            warmup_epochs: Self::pick(rng, &self.warmup_epochs),
+            grad_clip_norm: Self::pick(rng, &self.grad_clip_norms),
+            label_smoothing: Self::pick(rng, &self.label_smoothing),
+            balanced_class_weights: Self::pick(rng, &self.balanced_class_weights),
+            regression_loss: Self::pick(rng, &self.regression_losses),
+        }
+    }
+
+    /// Draws a genome uniformly from the space. Spatial inputs get one or more convolutional
+    /// blocks and zero to two dense blocks; vector inputs one or more dense blocks.
+    pub fn sample(&self, rng: &mut impl Rng) -> Genome {
+        let n_conv = if self.max_conv_blocks > 0 {
+            rng.random_range(1..=self.max_conv_blocks)
+        } else {
+            0
+        };
+        let n_dense = if n_conv > 0 {
+            rng.random_range(0..=self.max_blocks.min(2))
+        } else {
+            rng.random_range(1..=self.max_blocks.max(1))
+        };
+        Genome {
+            convs: (0..n_conv).map(|_| self.random_conv(rng)).collect(),
+            reduce: Self::random_reduce(rng),
+            blocks: (0..n_dense).map(|i| self.random_block(rng, i)).collect(),
+            hyperparams: self.random_hyperparams(rng),
+        }
+    }
+
+    /// Conventional starting points, evaluated before random samples: a two-layer ReLU MLP
+    /// (256, 128) and, for spatial inputs, three ReLU convolution blocks of 32, 64 and 64
+    /// filters (the first two with batch norm and 2× max pooling where the grid allows) with
+    /// global average pooling. Both use AdamW at 3e-3 with a cosine schedule, batch 64.
+    pub fn defaults(&self) -> Vec<Genome> {
+        let hyperparams = Hyperparams {
+            learning_rate: 3e-3,
+            batch_size: 64,
+            weight_decay: 1e-4,
+            max_epochs: 60,
+            patience: self.patience,
+            schedule: LrSchedule::Cosine,
+            ..Hyperparams::default()
+        };
+        let dense = |width| Block {
+            width,
+            activation: Activation::Relu,
+            norm: None,
+            dropout: 0.1,
+            skip: None,
+        };
+        let mut out = vec![Genome {
+            convs: Vec::new(),
+            reduce: Reduce::Flatten,
+            blocks: vec![dense(256), dense(128)],
+            hyperparams: hyperparams.clone(),
+        }];
+        if self.max_conv_blocks >= 3 {
+            let conv = |filters, pool| ConvBlock {
+                filters,
+                kernel: *self
+                    .kernels
+                    .iter()
+                    .find(|&&k| k >= 5)
+                    .unwrap_or(&self.kernels[0]),
+                stride: 1,
+                activation: Activation::Relu,
+                batch_norm: true,
+                residual: false,
+                pool,
+            };
+            out.insert(
+                0,
+                Genome {
+                    convs: vec![
+                        conv(32, Some(PoolKind::Max)),
+                        conv(64, Some(PoolKind::Max)),
+                        conv(64, None),
+                    ],
+                    reduce: Reduce::Global(PoolKind::Average),
+                    blocks: vec![dense(128)],
+                    hyperparams,
+                },
+            );
+        }
+        out
     }
 
     /// Returns a mutated copy of `parent` and a description of the change. Every mutation
@@ -134,7 +369,7 @@ impl SearchSpace {
     pub fn mutate(&self, parent: &Genome, rng: &mut impl Rng) -> (Genome, String) {
         for _ in 0..32 {
             let (child, what) = self.mutate_once(parent, rng);
-            if child != *parent {
+            if child != *parent && self.is_well_formed(&child) {
                 return (child, what);
             }
         }
@@ -142,28 +377,105 @@ impl SearchSpace {
         (self.sample(rng), "resampled".into())
     }
 
+    /// The structural rules a genome keeps: block counts within bounds and something to train.
+    pub fn is_well_formed(&self, g: &Genome) -> bool {
+        g.convs.len() <= self.max_conv_blocks
+            && g.blocks.len() <= self.max_blocks
+            && !(g.convs.is_empty() && g.blocks.is_empty())
+            && g.blocks
+                .iter()
+                .enumerate()
+                .all(|(i, b)| b.skip.is_none_or(|(src, _)| src < i))
+    }
+
     fn mutate_once(&self, parent: &Genome, rng: &mut impl Rng) -> (Genome, String) {
         let mut g = parent.clone();
         let n = g.blocks.len();
-        let b = rng.random_range(0..n);
-        let what = match rng.random_range(0..11) {
-            0 => {
-                g.blocks[b].width = *self.widths.choose(rng).unwrap();
+        let c = g.convs.len();
+        let kind = if self.max_conv_blocks > 0 && rng.random_bool(0.4) {
+            "conv"
+        } else if rng.random_bool(0.5) {
+            "dense"
+        } else {
+            "train"
+        };
+        match kind {
+            "conv" => self.mutate_conv(&mut g, c, rng),
+            "dense" => self.mutate_dense(&mut g, n, rng),
+            _ => self.mutate_training(&mut g, rng),
+        }
+        .map(|what| (g, what))
+        .unwrap_or_else(|| (parent.clone(), String::new()))
+    }
+
+    fn mutate_conv(&self, g: &mut Genome, c: usize, rng: &mut impl Rng) -> Option<String> {
+        let b = rng.random_range(0..c.max(1));
+        Some(match rng.random_range(0..9) {
+            0 if c < self.max_conv_blocks => {
+                let at = rng.random_range(0..=c);
+                g.convs.insert(at, self.random_conv(rng));
+                format!("insert conv block at {at}")
+            }
+            1 if c > 0 => {
+                g.convs.remove(b);
+                format!("remove conv block {b}")
+            }
+            2 if c > 0 => {
+                g.convs[b].filters = Self::pick(rng, &self.filters);
+                format!("conv {b} filters → {}", g.convs[b].filters)
+            }
+            3 if c > 0 => {
+                g.convs[b].kernel = Self::pick(rng, &self.kernels);
+                format!("conv {b} kernel → {}", g.convs[b].kernel)
+            }
+            4 if c > 0 => {
+                g.convs[b].stride = Self::pick(rng, &self.strides);
+                format!("conv {b} stride → {}", g.convs[b].stride)
+            }
+            5 if c > 0 => {
+                g.convs[b].pool =
+                    Self::pick(rng, &[None, Some(PoolKind::Max), Some(PoolKind::Average)]);
+                format!("conv {b} pool → {:?}", g.convs[b].pool)
+            }
+            6 if c > 0 => {
+                g.convs[b].batch_norm = !g.convs[b].batch_norm;
+                g.convs[b].residual = rng.random_bool(0.5);
+                format!(
+                    "conv {b} batch norm → {}, residual → {}",
+                    g.convs[b].batch_norm, g.convs[b].residual
+                )
+            }
+            7 if c > 0 => {
+                g.convs[b].activation = Self::pick(rng, &self.activations);
+                format!("conv {b} activation → {:?}", g.convs[b].activation)
+            }
+            _ => {
+                g.reduce = Self::random_reduce(rng);
+                format!("reduce → {:?}", g.reduce)
+            }
+        })
+    }
+
+    fn mutate_dense(&self, g: &mut Genome, n: usize, rng: &mut impl Rng) -> Option<String> {
+        let b = rng.random_range(0..n.max(1));
+        Some(match rng.random_range(0..7) {
+            0 if n > 0 => {
+                g.blocks[b].width = Self::pick(rng, &self.widths);
                 format!("block {b} width → {}", g.blocks[b].width)
             }
-            1 => {
-                g.blocks[b].activation = *self.activations.choose(rng).unwrap();
+            1 if n > 0 => {
+                g.blocks[b].activation = Self::pick(rng, &self.activations);
                 format!("block {b} activation → {:?}", g.blocks[b].activation)
             }
-            2 => {
-                g.blocks[b].norm = *self.norms.choose(rng).unwrap();
+            2 if n > 0 => {
+                g.blocks[b].norm = Self::pick(rng, &self.norms);
                 format!("block {b} norm → {:?}", g.blocks[b].norm)
             }
-            3 => {
-                g.blocks[b].dropout = *self.dropout_rates.choose(rng).unwrap();
+            3 if n > 0 => {
+                g.blocks[b].dropout = Self::pick(rng, &self.dropout_rates);
                 format!("block {b} dropout → {}", g.blocks[b].dropout)
             }
-            4 => {
+            4 if n > 0 => {
                 g.blocks[b].skip = self.random_skip(rng, b);
                 format!("block {b} skip → {:?}", g.blocks[b].skip)
             }
@@ -182,7 +494,7 @@ impl SearchSpace {
                 g.blocks.insert(at, block);
                 format!("insert block at {at}")
             }
-            6 if n > 1 => {
+            6 if n > 0 => {
                 g.blocks.remove(b);
                 for later in &mut g.blocks[b..] {
                     if let Some((src, _)) = &mut later.skip
@@ -200,45 +512,138 @@ impl SearchSpace {
                 }
                 format!("remove block {b}")
             }
-            7 => {
-                let h = &mut g.hyperparams;
+            _ => return None,
+        })
+    }
+
+    fn mutate_training(&self, g: &mut Genome, rng: &mut impl Rng) -> Option<String> {
+        let h = &mut g.hyperparams;
+        Some(match rng.random_range(0..10) {
+            0 | 1 => {
                 let factor = (rng.random_range(-1.0f64..1.0)).exp();
-                h.learning_rate =
-                    (h.learning_rate * factor).clamp(self.learning_rate.0, self.learning_rate.1);
+                let (lo, hi) = self.learning_rate_range(h.optimizer);
+                h.learning_rate = (h.learning_rate * factor).clamp(lo, hi);
                 format!("learning rate → {:.2e}", h.learning_rate)
             }
-            8 => {
-                g.hyperparams.batch_size = *self.batch_sizes.choose(rng).unwrap();
-                format!("batch size → {}", g.hyperparams.batch_size)
+            2 => {
+                h.batch_size = Self::pick(rng, &self.batch_sizes);
+                format!("batch size → {}", h.batch_size)
             }
-            9 => {
-                let h = &mut g.hyperparams;
+            3 => {
                 h.weight_decay = Self::log_uniform(rng, self.weight_decay);
                 format!("weight decay → {:.2e}", h.weight_decay)
             }
-            _ => {
-                g.hyperparams.max_epochs = *self.max_epochs.choose(rng).unwrap();
-                format!("max epochs → {}", g.hyperparams.max_epochs)
+            4 => {
+                h.max_epochs = Self::pick(rng, &self.max_epochs);
+                format!("max epochs → {}", h.max_epochs)
             }
-        };
-        (g, what)
+            5 => {
+                h.optimizer = Self::pick(rng, &self.optimizers);
+                h.learning_rate = self.random_learning_rate(rng, h.optimizer);
+                format!("optimizer → {:?} at {:.2e}", h.optimizer, h.learning_rate)
+            }
+            6 => {
+                h.schedule = Self::pick(rng, &self.schedules);
+                h.warmup_epochs = Self::pick(rng, &self.warmup_epochs);
+                format!("schedule → {:?}, warm-up {}", h.schedule, h.warmup_epochs)
+            }
+            7 => {
+                h.grad_clip_norm = Self::pick(rng, &self.grad_clip_norms);
+                format!("gradient clipping → {:?}", h.grad_clip_norm)
+            }
+            8 => {
+                h.label_smoothing = Self::pick(rng, &self.label_smoothing);
+                h.balanced_class_weights = Self::pick(rng, &self.balanced_class_weights);
+                format!(
+                    "label smoothing → {}, balanced classes → {}",
+                    h.label_smoothing, h.balanced_class_weights
+                )
+            }
+            _ => {
+                h.regression_loss = Self::pick(rng, &self.regression_losses);
+                format!("regression loss → {:?}", h.regression_loss)
+            }
+        })
     }
 
-    /// Renders a genome to an architecture: input, the blocks, the output layer.
+    /// Renders a genome to an architecture: input, convolutional blocks, the reduction, dense
+    /// blocks, the output layer.
     pub fn render(&self, genome: &Genome) -> ArchitectureSpec {
         let mut nodes = vec![Node {
             id: NodeId(0),
             op: Op::Input,
         }];
         let mut edges = Vec::new();
-        // (node id, width) of the input and of each block's output.
-        let mut stages: Vec<(NodeId, usize)> = vec![(NodeId(0), self.input_features)];
         let push = |nodes: &mut Vec<Node>, edges: &mut Vec<Edge>, op: Op, from: &[NodeId]| {
             let id = NodeId(nodes.len() as u32);
             nodes.push(Node { id, op });
             edges.extend(from.iter().map(|&f| Edge { from: f, to: id }));
             id
         };
+        let mut cur = NodeId(0);
+        let mut shape = self.input_shape.tensor_shape(self.input_features);
+        if let Shape::Grid {
+            mut channels,
+            mut height,
+            mut width,
+        } = shape
+        {
+            for block in &genome.convs {
+                let block_input = cur;
+                let input_channels = channels;
+                cur = push(
+                    &mut nodes,
+                    &mut edges,
+                    Op::Conv {
+                        filters: block.filters,
+                        kernel: block.kernel,
+                        stride: block.stride,
+                    },
+                    &[cur],
+                );
+                let slide = |n: usize, k: usize, s: usize, p: usize| {
+                    window_output(n, k, s, p).expect("padded windows fit")
+                };
+                if height > 1 {
+                    height = slide(height, block.kernel, block.stride, block.kernel / 2);
+                }
+                let same = block.stride == 1 && input_channels == block.filters;
+                width = slide(width, block.kernel, block.stride, block.kernel / 2);
+                channels = block.filters;
+                if block.batch_norm {
+                    let op = Op::Norm { kind: Norm::Batch };
+                    cur = push(&mut nodes, &mut edges, op, &[cur]);
+                }
+                let op = Op::Activation {
+                    function: block.activation,
+                };
+                cur = push(&mut nodes, &mut edges, op, &[cur]);
+                if block.residual && same {
+                    cur = push(&mut nodes, &mut edges, Op::Add, &[cur, block_input]);
+                }
+                let fits = width >= 2 && (height == 1 || height >= 2);
+                if let Some(kind) = block.pool.filter(|_| fits) {
+                    cur = push(&mut nodes, &mut edges, Op::Pool { kind, size: 2 }, &[cur]);
+                    width /= 2;
+                    if height > 1 {
+                        height /= 2;
+                    }
+                }
+            }
+            let reduce = if genome.convs.is_empty() {
+                Reduce::Flatten
+            } else {
+                genome.reduce
+            };
+            let (op, flat) = match reduce {
+                Reduce::Flatten => (Op::Flatten, channels * height * width),
+                Reduce::Global(kind) => (Op::GlobalPool { kind }, channels),
+            };
+            cur = push(&mut nodes, &mut edges, op, &[cur]);
+            shape = Shape::Flat(flat);
+        }
+        // (node id, width) of the dense part's input and of each dense block's output.
+        let mut stages: Vec<(NodeId, usize)> = vec![(cur, shape.size())];
         for block in &genome.blocks {
             let (mut cur, _) = *stages.last().unwrap();
             cur = push(
@@ -293,6 +698,7 @@ impl SearchSpace {
         ArchitectureSpec {
             schema_version: SCHEMA_VERSION,
             input_features: self.input_features,
+            input_shape: self.input_shape,
             nodes,
             edges,
         }
@@ -313,15 +719,37 @@ mod tests {
         /// Sampled and repeatedly mutated genomes always render to valid DAGs whose output has
         /// the right width.
         #[test]
-        fn sampled_and_mutated_genomes_render_valid_dags(seed in any::<u64>(), inputs in 1usize..50, outputs in 1usize..12) {
-            let space = SearchSpace::for_data(inputs, outputs);
+        fn sampled_and_mutated_genomes_render_valid_dags(
+            seed in any::<u64>(),
+            inputs in 1usize..50,
+            outputs in 1usize..12,
+            layout in 0usize..3,
+        ) {
+            // Vector inputs; signals of `inputs` samples; square images of side 1 + inputs / 8.
+            let (features, shape) = match layout {
+                0 => (inputs, InputShape::Vector),
+                1 => (inputs, InputShape::Signal { channels: 1, length: inputs }),
+                _ => {
+                    let side = 1 + inputs / 8;
+                    (side * side, InputShape::Image { channels: 1, height: side, width: side })
+                }
+            };
+            let space = SearchSpace::for_input(features, shape, outputs);
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut g = space.sample(&mut rng);
+            for start in space.defaults() {
+                prop_assert!(space.is_well_formed(&start));
+                prop_assert!(space.render(&start).validate().is_ok());
+            }
             for _ in 0..20 {
                 let spec = space.render(&g);
                 prop_assert!(check_dag(&spec).is_ok(), "{:?}", check_dag(&spec));
                 prop_assert_eq!(spec.validate().unwrap().output_width, outputs);
-                prop_assert!(g.blocks.len() <= space.max_blocks && !g.blocks.is_empty());
+                prop_assert!(space.is_well_formed(&g));
+                if !shape.is_spatial() {
+                    prop_assert!(g.convs.is_empty());
+                }
+                prop_assert!(g.hyperparams.problem().is_none(), "{:?}", g.hyperparams);
                 let (child, _) = space.mutate(&g, &mut rng);
                 prop_assert_ne!(&child, &g);
                 g = child;
@@ -340,6 +768,8 @@ mod tests {
             skip,
         };
         let g = Genome {
+            convs: Vec::new(),
+            reduce: Reduce::Flatten,
             blocks: vec![
                 block(8, Some((0, Skip::Add))),
                 block(16, Some((1, Skip::Add))),

@@ -1,4 +1,4 @@
-//! Architecture and hyper-parameter search over DAGs of dense blocks.
+//! Architecture and hyper-parameter search over DAGs of convolutional and dense blocks.
 //!
 //! In: a [`SearchSpace`] (sized from the data), a [`SearchConfig`] (strategy and budget), and an
 //! [`Evaluator`] that trains a candidate and returns its [`TrialOutcome`]. Out: a
@@ -7,14 +7,19 @@
 //! The search does not train anything itself: it depends on no training crate. The caller (the
 //! `xtask` orchestrator) implements [`Evaluator`] with autodl-train.
 //!
-//! Candidates are [`Genome`]s: a stack of dense blocks (width, activation, normalisation,
-//! dropout, an optional skip connection from any earlier block by addition or concatenation)
-//! plus learning rate, batch size, weight decay and epochs. Each genome renders to an
+//! Candidates are [`Genome`]s: for signals and images, convolutional blocks (filters, kernel,
+//! stride, batch norm, activation, residual add, max/average pooling) and a reduction (flatten
+//! or global pooling); then a stack of dense blocks (width, activation, normalisation, dropout,
+//! an optional skip connection from any earlier block by addition or concatenation); plus the
+//! training options (optimiser and learning rate, schedule and warm-up, batch size, weight
+//! decay, epochs, gradient clipping, label smoothing, class weights, regression loss). Each genome renders to an
 //! [`ArchitectureSpec`], which is validated with petgraph (acyclic, one input, one output, every
 //! node on an input-to-output path) and by the spec's own shape rules before it is evaluated.
 //!
 //! Strategies: [`Strategy::Random`] and [`Strategy::RegularizedEvolution`] (Real et al. 2019:
-//! tournament selection, mutation, and removal of the oldest member).
+//! tournament selection, mutation, and removal of the oldest member). Both first evaluate the
+//! space's conventional [`SearchSpace::defaults`] (an MLP, and a small CNN for spatial inputs),
+//! so that a short budget starts from a sensible point.
 //!
 //! ```
 //! use autodl_artifacts::context::RunContext;
@@ -38,7 +43,7 @@ mod genome;
 mod graph;
 mod strategy;
 
-pub use genome::{Block, Genome, SearchSpace, Skip};
+pub use genome::{Block, ConvBlock, Genome, Reduce, SearchSpace, Skip};
 pub use graph::check_dag;
 pub use strategy::{Budget, SearchConfig, Strategy, search};
 

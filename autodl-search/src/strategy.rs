@@ -129,7 +129,11 @@ pub fn search(
             break "stopped by the caller (deadline or cancellation)".into();
         }
 
+        let defaults = space.defaults();
         let (genome, proposed_by, parent, mutation) = match cfg.strategy {
+            _ if (n as usize) < defaults.len() => {
+                (defaults[n as usize].clone(), "default", None, None)
+            }
             Strategy::RegularizedEvolution {
                 population: size,
                 tournament,

@@ -1,14 +1,18 @@
-//! The training loop: AdamW, mini-batches, early stopping, divergence detection.
+//! The training loop: SGD/Adam/AdamW, learning-rate schedules with warm-up, gradient clipping,
+//! label smoothing, class weights, MSE/Huber, early stopping, divergence detection, and
+//! resumable partial training (fidelity) for successive halving.
 
 use autodl_artifacts::arch::ArchitectureSpec;
-use autodl_artifacts::context::RunContext;
+use autodl_artifacts::context::{RunContext, splitmix64};
 use autodl_artifacts::model::{EpochRecord, NetworkWeights};
-use autodl_artifacts::table::{MetricValue, SplitData, Task};
-use autodl_artifacts::trial::{Hyperparams, TrialOutcome};
+use autodl_artifacts::table::{Matrix, MetricValue, SplitData, Task};
+use autodl_artifacts::trial::{Hyperparams, LrSchedule, Optimizer, RegressionLoss, TrialOutcome};
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -32,15 +36,83 @@ pub struct TrainData<'a> {
     pub valid: &'a SplitData,
 }
 
+/// How much of the full training a call performs: the fidelity of successive halving.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fidelity {
+    /// Stop once this many epochs have been trained in total (counting those before a resumed
+    /// checkpoint); `None` trains to `max_epochs` or early stopping. The learning-rate schedule
+    /// always spans `max_epochs`, so a run continued from a checkpoint matches an uninterrupted
+    /// one bit for bit.
+    pub epochs: Option<usize>,
+    /// Fraction of the training rows used, in `(0, 1]` (a seeded subset).
+    pub data_fraction: f64,
+}
+
+impl Fidelity {
+    /// Everything: all epochs, all rows.
+    pub const FULL: Fidelity = Fidelity {
+        epochs: None,
+        data_fraction: 1.0,
+    };
+
+    /// The first `epochs` epochs on all rows.
+    pub fn epochs(epochs: usize) -> Fidelity {
+        Fidelity {
+            epochs: Some(epochs),
+            data_fraction: 1.0,
+        }
+    }
+}
+
+/// The complete training state after an epoch: continue it with [`train_with`] instead of
+/// restarting. Held in memory (the network, the optimiser's moments, early-stopping state).
+#[derive(Clone)]
+pub struct Checkpoint {
+    arch: ArchitectureSpec,
+    hp: Hyperparams,
+    seed: u64,
+    model: DagNet,
+    optimizer: ModuleOptimizer,
+    history: Vec<EpochRecord>,
+    best: Option<(f64, usize, DagNet)>,
+    since_best: usize,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("epochs", &self.history.len())
+            .field("since_best", &self.since_best)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpoint {
+    /// Epochs trained so far.
+    pub fn epochs(&self) -> usize {
+        self.history.len()
+    }
+
+    /// The current (last epoch's, not the best) weights.
+    pub fn weights(&self) -> NetworkWeights {
+        self.model.clone().valid().weights()
+    }
+}
+
 /// What a training run produced.
 #[derive(Debug, Clone)]
 pub struct TrainResult {
-    /// How it ended.
+    /// How it ended (for a partial run: the best epoch so far).
     pub outcome: TrialOutcome,
     /// Weights of the best epoch (completed runs only).
     pub weights: Option<NetworkWeights>,
-    /// Per-epoch losses and validation metrics.
+    /// Per-epoch losses and validation metrics, from the first epoch.
     pub history: Vec<EpochRecord>,
+    /// True when training ended for good (early stopping, `max_epochs`, the deadline); false
+    /// when it paused at the fidelity's epoch limit and can be continued.
+    pub finished: bool,
+    /// The state to continue from (absent after divergence).
+    pub checkpoint: Option<Checkpoint>,
 }
 
 fn check(arch: &ArchitectureSpec, hp: &Hyperparams, data: &TrainData<'_>) -> Result<()> {
@@ -66,14 +138,8 @@ fn check(arch: &ArchitectureSpec, hp: &Hyperparams, data: &TrainData<'_>) -> Res
             g.output_width, data.n_outputs
         )));
     }
-    let lr_ok = hp.learning_rate.is_finite() && hp.learning_rate > 0.0;
-    if !lr_ok
-        || hp.batch_size == 0
-        || hp.max_epochs == 0
-        || hp.weight_decay.is_nan()
-        || hp.weight_decay < 0.0
-    {
-        return Err(TrainError::Hyperparams(format!("{hp:?}")));
+    if let Some(problem) = hp.problem() {
+        return Err(TrainError::Hyperparams(problem));
     }
     Ok(())
 }
@@ -93,68 +159,249 @@ pub(crate) fn selection_score(metric_score: f64, valid_loss: Option<f64>, n_vali
 }
 
 /// Mean cross-entropy of predicted probabilities against class indices.
-fn log_loss(probabilities: &autodl_artifacts::table::Matrix, y: &[f32]) -> f64 {
+fn log_loss(probabilities: &Matrix, y: &[f32]) -> f64 {
     let total: f64 = (0..probabilities.n_rows)
         .map(|i| -(probabilities.row(i)[y[i] as usize].max(1e-12) as f64).ln())
         .sum();
     total / y.len().max(1) as f64
 }
 
-/// Trains `arch` on `data.train` with AdamW, evaluating on `data.valid` after every epoch and
-/// stopping after `patience` epochs without improvement; keeps the best epoch's weights.
-///
-/// A NaN or infinite loss ends the run with [`TrialOutcome::Diverged`]. Past `ctx`'s deadline
-/// the run stops after the current epoch and reports what it has. Seeded by `ctx.seed`.
+/// Trains `arch` on `data.train` to completion: [`train_with`] at full fidelity.
 pub fn train(
     arch: &ArchitectureSpec,
     hp: &Hyperparams,
     data: &TrainData<'_>,
     ctx: &RunContext,
 ) -> Result<TrainResult> {
+    train_with(arch, hp, data, ctx, Fidelity::FULL, None)
+}
+
+/// The optimiser `hp` asks for, with its weight decay and gradient clipping.
+fn optimizer(hp: &Hyperparams) -> ModuleOptimizer {
+    let clip = hp
+        .grad_clip_norm
+        .map(|c| GradientClippingConfig::Norm(c as f32));
+    let l2 = (hp.weight_decay > 0.0).then(|| WeightDecayConfig::new(hp.weight_decay as f32));
+    match hp.optimizer {
+        Optimizer::Sgd { momentum, nesterov } => SgdConfig::new()
+            .with_weight_decay(l2)
+            .with_momentum((momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(nesterov)
+            }))
+            .with_gradient_clipping(clip)
+            .init(),
+        Optimizer::Adam => AdamConfig::new()
+            .with_weight_decay(l2)
+            .with_grad_clipping(clip)
+            .init(),
+        Optimizer::AdamW => AdamWConfig::new()
+            .with_weight_decay(hp.weight_decay as f32)
+            .with_grad_clipping(clip)
+            .init(),
+    }
+}
+
+/// The learning rate at optimiser step `step` of `total` (0-based), after `warmup` warm-up steps.
+pub fn learning_rate_at(hp: &Hyperparams, step: usize, total: usize, warmup: usize) -> f64 {
+    let total = total.max(1);
+    let t = (step as f64 / total as f64).min(1.0);
+    let cosine = |t: f64, from: f64, to: f64| {
+        to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    };
+    let factor = match hp.schedule {
+        LrSchedule::Constant => 1.0,
+        LrSchedule::Cosine => cosine(t, 1.0, 0.0),
+        LrSchedule::OneCycle => {
+            const RISE: f64 = 0.3;
+            if t < RISE {
+                0.1 + 0.9 * t / RISE
+            } else {
+                cosine((t - RISE) / (1.0 - RISE), 1.0, 1e-3)
+            }
+        }
+    };
+    let warm = if step < warmup {
+        (step + 1) as f64 / warmup as f64
+    } else {
+        1.0
+    };
+    hp.learning_rate * factor * warm
+}
+
+/// `n / (classes · count)` per class, 1 for absent classes (scikit-learn's "balanced").
+pub fn balanced_class_weights(y: &[f32], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
+    for &c in y {
+        counts[c as usize] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                1.0
+            } else {
+                y.len() as f32 / (classes * c) as f32
+            }
+        })
+        .collect()
+}
+
+/// Per-sample loss terms for one batch, summed and divided by the batch's total weight.
+struct Loss {
+    task: Task,
+    classes: usize,
+    smoothing: f32,
+    class_weights: Option<Vec<f32>>,
+    regression: RegressionLoss,
+}
+
+impl Loss {
+    fn forward(&self, output: Tensor<2>, y: &[f32], device: &Device) -> Tensor<1> {
+        let batch = y.len();
+        if self.task.is_classification() {
+            // Cross-entropy against smoothed one-hot targets, weighted per sample by its class.
+            let k = self.classes;
+            let (on, off) = (
+                1.0 - self.smoothing + self.smoothing / k as f32,
+                self.smoothing / k as f32,
+            );
+            let mut target = vec![off; batch * k];
+            let mut weight = vec![1.0f32; batch];
+            for (i, &c) in y.iter().enumerate() {
+                target[i * k + c as usize] = on;
+                if let Some(w) = &self.class_weights {
+                    weight[i] = w[c as usize];
+                }
+            }
+            let total: f32 = weight.iter().sum();
+            let target = Tensor::<2>::from_data(TensorData::new(target, [batch, k]), device);
+            let weight = Tensor::<2>::from_data(TensorData::new(weight, [batch, 1]), device);
+            let log_p = activation::log_softmax(output, 1);
+            let per_sample = (log_p * target).sum_dim(1).neg();
+            (per_sample * weight).sum().div_scalar(total)
+        } else {
+            let target = Tensor::<2>::from_data(TensorData::new(y.to_vec(), [batch, 1]), device);
+            let residual = output - target;
+            match self.regression {
+                RegressionLoss::Mse => residual.powi_scalar(2).mean(),
+                RegressionLoss::Huber { delta } => {
+                    // 0.5·min(|r|, δ)² + δ·(|r| − min(|r|, δ)): quadratic inside δ, linear outside.
+                    let delta = delta as f32;
+                    let a = residual.abs();
+                    let inside = a.clone().clamp_max(delta);
+                    let outside = a - inside.clone();
+                    (inside.powi_scalar(2).mul_scalar(0.5) + outside.mul_scalar(delta)).mean()
+                }
+            }
+        }
+    }
+}
+
+/// Seed for epoch `epoch`'s shuffling and dropout: a function of the run seed and the epoch
+/// alone, so that training continued from a checkpoint draws what an uninterrupted run draws.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    splitmix64(seed ^ splitmix64(epoch as u64 + 0x5eed))
+}
+
+/// The training rows at `fraction`: a seeded subset, at least two rows.
+fn subset(n: usize, fraction: f64, seed: u64) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..n).collect();
+    if fraction < 1.0 {
+        rows.shuffle(&mut ChaCha8Rng::seed_from_u64(splitmix64(seed ^ 0xf4ac)));
+        rows.truncate(((n as f64 * fraction).ceil() as usize).clamp(2.min(n), n));
+        rows.sort_unstable();
+    }
+    rows
+}
+
+/// Trains `arch` on `data.train`, evaluating on `data.valid` after every epoch and stopping after
+/// `patience` epochs without improvement; keeps the best epoch's weights. With `resume`, training
+/// continues from that checkpoint (which must come from the same architecture, hyper-parameters
+/// and seed); `fidelity` limits the epochs and the rows.
+///
+/// A NaN or infinite loss ends the run with [`TrialOutcome::Diverged`]. Past `ctx`'s deadline
+/// the run stops after the current epoch and reports what it has. Seeded by `ctx.seed`: the
+/// initial weights from it, each epoch's shuffle and dropout from it and the epoch number.
+pub fn train_with(
+    arch: &ArchitectureSpec,
+    hp: &Hyperparams,
+    data: &TrainData<'_>,
+    ctx: &RunContext,
+    fidelity: Fidelity,
+    resume: Option<&Checkpoint>,
+) -> Result<TrainResult> {
     check(arch, hp, data)?;
+    if !(fidelity.data_fraction > 0.0 && fidelity.data_fraction <= 1.0) {
+        return Err(TrainError::Hyperparams(format!(
+            "data fraction {} is outside (0, 1]",
+            fidelity.data_fraction
+        )));
+    }
     let metric = data.task.metric();
     let device = Device::flex().autodiff();
-    device.seed(ctx.seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
-    let mut model = DagNet::new(arch, &device)?;
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(hp.weight_decay as f32)
-        .init();
-    let cross_entropy = CrossEntropyLossConfig::new().init(&device);
-    let mse = MseLoss::new();
+    let mut state = match resume {
+        Some(c) => {
+            if c.arch != *arch || c.hp != *hp || c.seed != ctx.seed {
+                return Err(TrainError::Hyperparams(
+                    "the checkpoint belongs to a different architecture, hyper-parameters or seed"
+                        .into(),
+                ));
+            }
+            c.clone()
+        }
+        None => Checkpoint {
+            arch: arch.clone(),
+            hp: hp.clone(),
+            seed: ctx.seed,
+            model: DagNet::new(arch, &device, ctx.seed)?,
+            optimizer: optimizer(hp),
+            history: Vec::new(),
+            best: None,
+            since_best: 0,
+        },
+    };
+    let loss_fn = Loss {
+        task: data.task,
+        classes: data.n_outputs,
+        smoothing: hp.label_smoothing as f32,
+        class_weights: (hp.balanced_class_weights && data.task.is_classification())
+            .then(|| balanced_class_weights(&data.train.y, data.n_outputs)),
+        regression: hp.regression_loss,
+    };
 
     let train = data.train;
-    let (n, d) = (train.x.n_rows, train.x.n_cols);
-    let batch_size = hp.batch_size.min(n);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, DagNet)> = None;
-    let mut since_best = 0;
+    let d = train.x.n_cols;
+    let rows = subset(train.x.n_rows, fidelity.data_fraction, ctx.seed);
+    let batch_size = hp.batch_size.min(rows.len());
+    // A lone trailing sample would break batch normalisation's statistics: it is skipped.
+    let steps_per_epoch = rows.len() / batch_size + usize::from(rows.len() % batch_size >= 2);
+    let total_steps = steps_per_epoch * hp.max_epochs;
+    let warmup_steps = steps_per_epoch * hp.warmup_epochs;
+    let last_epoch = fidelity.epochs.unwrap_or(hp.max_epochs).min(hp.max_epochs);
+    let mut finished = state.history.len() >= hp.max_epochs || state.since_best >= hp.patience;
 
-    for epoch in 1..=hp.max_epochs {
+    while !finished && state.history.len() < last_epoch {
+        let epoch = state.history.len() + 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(ctx.seed, epoch));
+        let mut order = rows.clone();
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0f64;
         let mut batches = 0usize;
         for chunk in order.chunks(batch_size) {
-            // A lone trailing sample would break batch normalisation's statistics.
             if chunk.len() < 2 && batches > 0 {
                 continue;
             }
             let mut xb = Vec::with_capacity(chunk.len() * d);
+            let mut yb = Vec::with_capacity(chunk.len());
             for &i in chunk {
                 xb.extend_from_slice(train.x.row(i));
+                yb.push(train.y[i]);
             }
             let x = Tensor::<2>::from_data(TensorData::new(xb, [chunk.len(), d]), &device);
-            let output = model.forward(x);
-            let loss = if data.task.is_classification() {
-                let yb: Vec<i64> = chunk.iter().map(|&i| train.y[i] as i64).collect();
-                let y = Tensor::<1, Int>::from_data(TensorData::new(yb, [chunk.len()]), &device);
-                cross_entropy.forward(output, y)
-            } else {
-                let yb: Vec<f32> = chunk.iter().map(|&i| train.y[i]).collect();
-                let y = Tensor::<2>::from_data(TensorData::new(yb, [chunk.len(), 1]), &device);
-                mse.forward(output, y, Reduction::Mean)
-            };
+            let loss = loss_fn.forward(state.model.forward(x, Some(&mut rng)), &yb, &device);
             let value: f32 = loss.clone().into_scalar();
             if !value.is_finite() {
                 return Ok(TrainResult {
@@ -163,41 +410,53 @@ pub fn train(
                         loss: value.to_string(),
                     },
                     weights: None,
-                    history,
+                    history: state.history,
+                    finished: true,
+                    checkpoint: None,
                 });
             }
+            let step = (epoch - 1) * steps_per_epoch + batches;
             loss_sum += value as f64;
             batches += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(hp.learning_rate, model, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            let lr = learning_rate_at(hp, step, total_steps, warmup_steps);
+            state.model = state.optimizer.step(lr, state.model, grads);
         }
 
-        let plain = Device::flex();
-        let outputs = infer(&model.valid(), data.task, &data.valid.x, &plain);
+        let outputs = infer(
+            &state.model.valid(),
+            data.task,
+            &data.valid.x,
+            &Device::flex(),
+        );
         let value = metric.compute_scaled(&outputs, &data.valid.y, data.target_scale);
         let valid_loss = data
             .task
             .is_classification()
             .then(|| log_loss(&outputs, &data.valid.y));
-        history.push(EpochRecord {
+        state.history.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.max(1) as f64,
             valid_metric: value,
             valid_loss,
         });
         let score = selection_score(metric.score(value), valid_loss, data.valid.y.len());
-        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-            best = Some((score, epoch, model.clone()));
-            since_best = 0;
+        if state.best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+            state.best = Some((score, epoch, state.model.clone()));
+            state.since_best = 0;
         } else {
-            since_best += 1;
+            state.since_best += 1;
         }
-        if since_best >= hp.patience || ctx.should_stop() {
-            break;
-        }
+        finished = state.since_best >= hp.patience
+            || state.history.len() >= hp.max_epochs
+            || ctx.should_stop();
     }
 
-    let (score, best_epoch, best_model) = best.expect("at least one epoch ran");
+    let Some((score, best_epoch, best_model)) = state.best.clone() else {
+        return Err(TrainError::Hyperparams(
+            "the fidelity allows no epoch to train".into(),
+        ));
+    };
     if !score.is_finite() {
         return Ok(TrainResult {
             outcome: TrialOutcome::Diverged {
@@ -205,19 +464,23 @@ pub fn train(
                 loss: "non-finite validation outputs".into(),
             },
             weights: None,
-            history,
+            history: state.history,
+            finished: true,
+            checkpoint: None,
         });
     }
-    let valid_value = history[best_epoch - 1].valid_metric;
+    let valid_value = state.history[best_epoch - 1].valid_metric;
     Ok(TrainResult {
         outcome: TrialOutcome::Completed {
             valid_metric: MetricValue::new(metric, valid_value),
             score,
-            epochs: history.len(),
+            epochs: state.history.len(),
             best_epoch,
         },
         weights: Some(best_model.valid().weights()),
-        history,
+        history: state.history.clone(),
+        finished,
+        checkpoint: Some(state),
     })
 }
 

@@ -1,11 +1,11 @@
 //! Export parity: for random valid architectures from the search space and random weights,
 //! burn (autodl-train's `predict`) and tract (the exported ONNX) agree to within 1e-4.
 
-use autodl_artifacts::arch::{ArchitectureSpec, Op};
+use autodl_artifacts::arch::{ArchitectureSpec, InputShape, Op};
 use autodl_artifacts::export::OutputKind;
 use autodl_artifacts::model::{NetworkWeights, WeightTensor};
 use autodl_artifacts::table::{Matrix, Task};
-use autodl_deploy::{ExportOptions, OnnxRunner, max_abs_diff, to_onnx};
+use autodl_deploy::{ExportOptions, OnnxRunner, max_abs_diff, to_onnx, to_onnx_ensemble};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -29,8 +29,16 @@ fn random_weights(spec: &ArchitectureSpec, rng: &mut ChaCha8Rng) -> NetworkWeigh
                 put(node.id, "weight", vec![fan_in, units], -scale, scale, rng);
                 put(node.id, "bias", vec![units], -0.1, 0.1, rng);
             }
+            Op::Conv {
+                filters, kernel, ..
+            } => {
+                let shape = ArchitectureSpec::conv_kernel_shape(&g, i, filters, kernel);
+                let scale = 1.0 / (shape[1..].iter().product::<usize>() as f32).sqrt();
+                put(node.id, "weight", shape.to_vec(), -scale, scale, rng);
+                put(node.id, "bias", vec![filters], -0.1, 0.1, rng);
+            }
             Op::Norm { kind } => {
-                let n = g.widths[i];
+                let n = g.shapes[i].channels();
                 put(node.id, "gamma", vec![n], 0.5, 1.5, rng);
                 put(node.id, "beta", vec![n], -0.5, 0.5, rng);
                 if kind == autodl_artifacts::arch::Norm::Batch {
@@ -48,10 +56,34 @@ fn random_weights(spec: &ArchitectureSpec, rng: &mut ChaCha8Rng) -> NetworkWeigh
 fn burn_and_tract_agree_on_random_architectures() {
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let mut ops_seen = std::collections::BTreeSet::new();
-    for case in 0..40 {
-        let inputs = rng.random_range(1..20);
+    for case in 0..60 {
         let outputs = rng.random_range(1..6);
-        let space = autodl_search::SearchSpace::for_data(inputs, outputs);
+        // A third each: vectors, signals, square images.
+        let (inputs, shape) = match case % 3 {
+            0 => (rng.random_range(1..20), InputShape::Vector),
+            1 => {
+                let length = rng.random_range(4..40);
+                (
+                    length,
+                    InputShape::Signal {
+                        channels: 1,
+                        length,
+                    },
+                )
+            }
+            _ => {
+                let side = rng.random_range(3..9);
+                (
+                    side * side,
+                    InputShape::Image {
+                        channels: 1,
+                        height: side,
+                        width: side,
+                    },
+                )
+            }
+        };
+        let space = autodl_search::SearchSpace::for_input(inputs, shape, outputs);
         let spec = space.render(&space.sample(&mut rng));
         for n in &spec.nodes {
             ops_seen.insert(n.op.label().split('(').next().unwrap().to_string());
@@ -109,8 +141,67 @@ fn burn_and_tract_agree_on_random_architectures() {
         "add",
         "concat",
         "output",
+        "conv",
+        "max_pool",
+        "avg_pool",
+        "global_max_pool",
+        "global_avg_pool",
+        "flatten",
     ] {
         assert!(ops_seen.contains(op), "no case used {op}: {ops_seen:?}");
+    }
+}
+
+#[test]
+fn an_ensemble_exports_as_the_mean_of_its_members() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let shape = InputShape::Signal {
+        channels: 1,
+        length: 12,
+    };
+    for (outputs, task) in [(3, Task::Multiclass), (1, Task::Regression)] {
+        let space = autodl_search::SearchSpace::for_input(12, shape, outputs);
+        let members: Vec<(ArchitectureSpec, NetworkWeights)> = (0..3)
+            .map(|_| {
+                let spec = space.render(&space.sample(&mut rng));
+                let w = random_weights(&spec, &mut rng);
+                (spec, w)
+            })
+            .collect();
+        let x = Matrix::new(
+            9,
+            12,
+            (0..9 * 12)
+                .map(|_| rng.random_range(-2.0f32..2.0))
+                .collect(),
+        );
+        let output = if outputs > 1 {
+            OutputKind::Probabilities {
+                labels: vec!["a".into(), "b".into(), "c".into()],
+            }
+        } else {
+            OutputKind::StandardizedValue {
+                mean: 0.0,
+                std: 1.0,
+            }
+        };
+        let opts = ExportOptions {
+            feature_names: (0..12).map(|k| format!("x{k}")).collect(),
+            output,
+        };
+        let refs: Vec<(&ArchitectureSpec, &NetworkWeights)> =
+            members.iter().map(|(s, w)| (s, w)).collect();
+        let bytes = to_onnx_ensemble(&refs, &opts).unwrap();
+        let tract = OnnxRunner::from_bytes(&bytes).unwrap().run(&x).unwrap();
+        let mut mean = vec![0.0f32; x.n_rows * outputs];
+        for (spec, w) in &members {
+            let p = autodl_train::predict(spec, w, task, &x).unwrap();
+            for (m, v) in mean.iter_mut().zip(&p.data) {
+                *m += v / members.len() as f32;
+            }
+        }
+        let diff = max_abs_diff(&tract, &Matrix::new(x.n_rows, outputs, mean));
+        assert!(diff <= 1e-4, "{task:?}: max |Δ| {diff}");
     }
 }
 

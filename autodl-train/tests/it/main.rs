@@ -7,6 +7,8 @@ use autodl_artifacts::table::{Matrix, PreparedData, SplitData, Task};
 use autodl_artifacts::trial::{Hyperparams, TrialOutcome};
 use autodl_train::{TrainData, baseline, predict, train};
 
+pub(crate) use blobs as two_blobs;
+
 /// Two Gaussian-ish blobs from a deterministic generator: class = sign of x0 + x1.
 fn blobs(n: usize, seed: u64) -> SplitData {
     let mut s = seed;
@@ -27,13 +29,15 @@ fn blobs(n: usize, seed: u64) -> SplitData {
     }
 }
 
+mod networks;
+
 fn hp(lr: f64, epochs: usize) -> Hyperparams {
     Hyperparams {
         learning_rate: lr,
         batch_size: 32,
-        weight_decay: 1e-4,
         max_epochs: epochs,
         patience: 100,
+        ..Hyperparams::default()
     }
 }
 
@@ -187,6 +191,7 @@ fn linfa_baselines() {
         task: Task::Binary,
         n_classes: 2,
         feature_names: vec!["a".into(), "b".into(), "c".into()],
+        input_shape: Default::default(),
         train: tr.clone(),
         valid: va.clone(),
         test: te.clone(),
