@@ -316,6 +316,18 @@ impl DagNet {
             .flat()
     }
 
+    /// A copy that shares no state with `self`. burn's `RunningState` (batch-norm statistics)
+    /// keeps its value behind an `Arc` that a derived clone shares, so a kept "best epoch" would
+    /// otherwise go on following the training that continues after it.
+    pub(crate) fn snapshot(&self) -> DagNet {
+        let mut copy = self.clone();
+        for bn in &mut copy.batch_norms {
+            bn.running_mean = RunningState::new(bn.running_mean.value_sync());
+            bn.running_var = RunningState::new(bn.running_var.value_sync());
+        }
+        copy
+    }
+
     /// Copies every parameter out as plain tensors, keyed as [`NetworkWeights`] documents.
     pub(crate) fn weights(&self) -> NetworkWeights {
         fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -366,8 +378,8 @@ impl DagNet {
                     let layer = &self.batch_norms[l];
                     put_vec("gamma", layer.gamma.val());
                     put_vec("beta", layer.beta.val());
-                    put_vec("running_mean", layer.running_mean.value());
-                    put_vec("running_var", layer.running_var.value());
+                    put_vec("running_mean", layer.running_mean.value_sync());
+                    put_vec("running_var", layer.running_var.value_sync());
                 }
                 _ => {}
             }

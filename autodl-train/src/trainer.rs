@@ -66,7 +66,6 @@ impl Fidelity {
 
 /// The complete training state after an epoch: continue it with [`train_with`] instead of
 /// restarting. Held in memory (the network, the optimiser's moments, early-stopping state).
-#[derive(Clone)]
 pub struct Checkpoint {
     arch: ArchitectureSpec,
     hp: Hyperparams,
@@ -76,6 +75,25 @@ pub struct Checkpoint {
     history: Vec<EpochRecord>,
     best: Option<(f64, usize, DagNet)>,
     since_best: usize,
+}
+
+impl Clone for Checkpoint {
+    /// A deep copy: continuing one copy leaves the other untouched.
+    fn clone(&self) -> Self {
+        Checkpoint {
+            arch: self.arch.clone(),
+            hp: self.hp.clone(),
+            seed: self.seed,
+            model: self.model.snapshot(),
+            optimizer: self.optimizer.clone(),
+            history: self.history.clone(),
+            best: self
+                .best
+                .as_ref()
+                .map(|(score, epoch, model)| (*score, *epoch, model.snapshot())),
+            since_best: self.since_best,
+        }
+    }
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -442,7 +460,7 @@ pub fn train_with(
         });
         let score = selection_score(metric.score(value), valid_loss, data.valid.y.len());
         if state.best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-            state.best = Some((score, epoch, state.model.clone()));
+            state.best = Some((score, epoch, state.model.snapshot()));
             state.since_best = 0;
         } else {
             state.since_best += 1;
@@ -452,7 +470,11 @@ pub fn train_with(
             || ctx.should_stop();
     }
 
-    let Some((score, best_epoch, best_model)) = state.best.clone() else {
+    let Some((score, best_epoch, best_weights)) = state
+        .best
+        .as_ref()
+        .map(|(s, e, m)| (*s, *e, m.clone().valid().weights()))
+    else {
         return Err(TrainError::Hyperparams(
             "the fidelity allows no epoch to train".into(),
         ));
@@ -477,7 +499,7 @@ pub fn train_with(
             epochs: state.history.len(),
             best_epoch,
         },
-        weights: Some(best_model.valid().weights()),
+        weights: Some(best_weights),
         history: state.history.clone(),
         finished,
         checkpoint: Some(state),

@@ -164,7 +164,14 @@ fn a_signal_cnn_learns_translated_bumps_and_predicts_what_it_validated() {
 
 #[test]
 fn an_image_cnn_with_every_grid_op_is_bit_identical_per_seed() {
-    let (tr, va) = (blob_images(128, 1), blob_images(64, 2));
+    // Every fifth label flipped, so that validation results fluctuate after the best epoch.
+    let noisy = |mut d: SplitData| {
+        for y in d.y.iter_mut().step_by(5) {
+            *y = 1.0 - *y;
+        }
+        d
+    };
+    let (tr, va) = (noisy(blob_images(128, 1)), noisy(blob_images(64, 2)));
     let data = classification(&tr, &va);
     let arch = image_cnn();
     let run = |seed| {
@@ -174,6 +181,37 @@ fn an_image_cnn_with_every_grid_op_is_bit_identical_per_seed() {
             .unwrap()
     };
     let first = run(7);
+    // The weights (running statistics included) reproduce the best epoch's validation result.
+    let r = train(&arch, &hp(20), &data, &RunContext::new(7, ".")).unwrap();
+    let TrialOutcome::Completed {
+        valid_metric,
+        best_epoch,
+        epochs,
+        ..
+    } = &r.outcome
+    else {
+        panic!("{:?}", r.outcome)
+    };
+    assert!(
+        best_epoch < epochs,
+        "the check needs epochs after the best one"
+    );
+    let out = predict(&arch, r.weights.as_ref().unwrap(), Task::Binary, &va.x).unwrap();
+    assert_eq!(
+        Task::Binary.metric().compute(&out, &va.y),
+        valid_metric.value
+    );
+    // The validation loss too: batch-norm statistics that kept drifting after the best epoch
+    // (burn shares them between module clones) change it even where accuracy survives.
+    let log_loss = (0..out.n_rows)
+        .map(|i| -(out.row(i)[va.y[i] as usize].max(1e-12) as f64).ln())
+        .sum::<f64>()
+        / out.n_rows as f64;
+    let recorded = r.history[best_epoch - 1].valid_loss.unwrap();
+    assert!(
+        (log_loss - recorded).abs() < 1e-9,
+        "{log_loss} vs {recorded}"
+    );
     assert_eq!(first, run(7));
     assert_ne!(first, run(8));
     assert!(first.tensors.contains_key("n1.weight"));
