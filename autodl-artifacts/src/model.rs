@@ -164,9 +164,41 @@ pub struct TrainedModel {
     pub test_metric: MetricValue,
     /// The linfa baseline on the same split.
     pub baseline: Option<BaselineResult>,
+    /// The ensemble comparison, when the search completed two or more trials.
+    #[serde(default)]
+    pub ensemble: Option<EnsembleRecord>,
 }
 
 crate::versioned!(TrainedModel);
+
+/// One network of an ensemble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleMember {
+    /// The search trial it came from.
+    pub trial: u32,
+    /// Its architecture.
+    pub architecture: ArchitectureSpec,
+    /// Run-relative path of its safetensors weights.
+    pub weights_path: String,
+    /// SHA-256 of the weights file.
+    pub weights_sha256: String,
+    /// Its own validation metric.
+    pub valid_metric: MetricValue,
+}
+
+/// How averaging the top networks compared with the best one on validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleRecord {
+    /// For each size k tried (the mean of the k best trials' outputs): k, its validation metric
+    /// and its selection score.
+    pub sizes: Vec<(usize, MetricValue, f64)>,
+    /// The size with the best selection score (1: the best single network).
+    pub chosen_size: usize,
+    /// True when the ensemble beat the best single network and is the deployed model.
+    pub kept: bool,
+    /// The members of the deployed ensemble (empty when the single network was kept).
+    pub members: Vec<EnsembleMember>,
+}
 
 #[cfg(test)]
 mod tests {

@@ -88,6 +88,12 @@ pub struct Hyperparams {
     /// The regression loss.
     #[serde(default)]
     pub regression_loss: RegressionLoss,
+    /// Data augmentation for signals and images: each training sample is shifted by a random
+    /// whole number of positions in `[-shift, shift]` along every spatial axis (zero-filled,
+    /// zero being the standardised mean), drawn afresh every epoch. 0 turns it off; ignored for
+    /// vector inputs.
+    #[serde(default)]
+    pub augment_shift: usize,
 }
 
 impl Default for Hyperparams {
@@ -106,6 +112,7 @@ impl Default for Hyperparams {
             label_smoothing: 0.0,
             balanced_class_weights: false,
             regression_loss: RegressionLoss::Mse,
+            augment_shift: 0,
         }
     }
 }
@@ -178,6 +185,9 @@ impl Hyperparams {
         }
         if let RegressionLoss::Huber { delta } = self.regression_loss {
             parts.push(format!("huber({delta})"));
+        }
+        if self.augment_shift > 0 {
+            parts.push(format!("shift±{}", self.augment_shift));
         }
         parts.join(" ")
     }

@@ -92,6 +92,28 @@ pub fn prepare(
     source_sha256: &str,
     ctx: &RunContext,
 ) -> Result<Prepared> {
+    prepare_split(cfg, table, None, source_sha256, ctx)
+}
+
+/// Like [`prepare`], but the test split is `test` (a separate file with the same columns):
+/// `table` is split into training and validation only, in the same proportions as before.
+pub fn prepare_with_test(
+    cfg: &PrepareConfig,
+    table: &RawTable,
+    test: &RawTable,
+    source_sha256: &str,
+    ctx: &RunContext,
+) -> Result<Prepared> {
+    prepare_split(cfg, table, Some(test), source_sha256, ctx)
+}
+
+fn prepare_split(
+    cfg: &PrepareConfig,
+    table: &RawTable,
+    holdout: Option<&RawTable>,
+    source_sha256: &str,
+    ctx: &RunContext,
+) -> Result<Prepared> {
     cfg.validate()?;
     let profile = profile_table(cfg, table, source_sha256)?;
     let target = table
@@ -126,15 +148,35 @@ pub fn prepare(
             .map(|&i| target.values.label(i).unwrap_or_default())
             .collect()
     });
+    let (valid_fraction, test_fraction) = match holdout {
+        // The validation share of what is left once a test split is taken elsewhere.
+        Some(_) => (cfg.valid_fraction / (1.0 - cfg.test_fraction), 0.0),
+        None => (cfg.valid_fraction, cfg.test_fraction),
+    };
     let (train_idx, valid_idx, test_idx) = split(
         &labelled,
         strata.as_deref(),
-        cfg.valid_fraction,
-        cfg.test_fraction,
+        valid_fraction,
+        test_fraction,
         ctx.derive_seed("split"),
     );
+    let raw_test = match holdout {
+        Some(test) => {
+            let target = test
+                .column(&cfg.target)
+                .ok_or_else(|| DataError::MissingTarget {
+                    name: cfg.target.clone(),
+                    available: test.names().iter().map(|s| s.to_string()).collect(),
+                })?;
+            let rows: Vec<usize> = (0..test.n_rows())
+                .filter(|&i| target.values.label(i).is_some())
+                .collect();
+            test.take(&rows)
+        }
+        None => table.take(&test_idx),
+    };
 
-    if valid_idx.is_empty() || test_idx.is_empty() {
+    if valid_idx.is_empty() || raw_test.n_rows() == 0 {
         return Err(DataError::TooFewRows {
             rows: labelled.len(),
             needed: MIN_ROWS.max(labelled.len() + 1),
@@ -142,7 +184,6 @@ pub fn prepare(
     }
     let raw_train = table.take(&train_idx);
     let raw_valid = table.take(&valid_idx);
-    let raw_test = table.take(&test_idx);
 
     let target_encoding = fit_target(&profile, raw_train.column(&cfg.target).unwrap())?;
     let layout = detect_layout(cfg, &profile);

@@ -124,6 +124,8 @@ pub struct SearchSpace {
     pub balanced_class_weights: Vec<bool>,
     /// Regression losses.
     pub regression_losses: Vec<RegressionLoss>,
+    /// Shift-augmentation ranges (signals and images only).
+    pub augment_shifts: Vec<usize>,
     /// Batch sizes.
     pub batch_sizes: Vec<usize>,
     /// Weight decay range, sampled log-uniformly.
@@ -188,6 +190,13 @@ impl SearchSpace {
                 vec![RegressionLoss::Mse, RegressionLoss::Huber { delta: 1.0 }]
             } else {
                 vec![RegressionLoss::Mse]
+            },
+            augment_shifts: match input_shape {
+                InputShape::Vector => vec![0],
+                InputShape::Signal { length, .. } => {
+                    vec![0, (length / 16).max(1), (length / 8).max(1)]
+                }
+                InputShape::Image { .. } => vec![0, 1],
             },
             batch_sizes: vec![32, 64, 128],
             weight_decay: (1e-6, 1e-2),
@@ -282,6 +291,7 @@ impl SearchSpace {
             label_smoothing: Self::pick(rng, &self.label_smoothing),
             balanced_class_weights: Self::pick(rng, &self.balanced_class_weights),
             regression_loss: Self::pick(rng, &self.regression_losses),
+            augment_shift: Self::pick(rng, &self.augment_shifts),
         }
     }
 
@@ -309,7 +319,8 @@ impl SearchSpace {
     /// Conventional starting points, evaluated before random samples: a two-layer ReLU MLP
     /// (256, 128) and, for spatial inputs, three ReLU convolution blocks of 32, 64 and 64
     /// filters (the first two with batch norm and 2× max pooling where the grid allows) with
-    /// global average pooling. Both use AdamW at 3e-3 with a cosine schedule, batch 64.
+    /// global average pooling and the largest shift augmentation. Both use AdamW at 3e-3 with a
+    /// cosine schedule, batch 64.
     pub fn defaults(&self) -> Vec<Genome> {
         let hyperparams = Hyperparams {
             learning_rate: 3e-3,
@@ -334,6 +345,10 @@ impl SearchSpace {
             hyperparams: hyperparams.clone(),
         }];
         if self.max_conv_blocks >= 3 {
+            let hyperparams = Hyperparams {
+                augment_shift: self.augment_shifts.iter().copied().max().unwrap_or(0),
+                ..hyperparams.clone()
+            };
             let conv = |filters, pool| ConvBlock {
                 filters,
                 kernel: *self
@@ -550,6 +565,10 @@ impl SearchSpace {
             7 => {
                 h.grad_clip_norm = Self::pick(rng, &self.grad_clip_norms);
                 format!("gradient clipping → {:?}", h.grad_clip_norm)
+            }
+            8 if rng.random_bool(0.5) => {
+                h.augment_shift = Self::pick(rng, &self.augment_shifts);
+                format!("shift augmentation → ±{}", h.augment_shift)
             }
             8 => {
                 h.label_smoothing = Self::pick(rng, &self.label_smoothing);

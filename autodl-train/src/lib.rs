@@ -32,14 +32,16 @@
 //! ```
 
 mod baseline;
+mod ensemble;
 mod net;
 mod trainer;
 
 pub use baseline::baseline;
+pub use ensemble::{EnsembleChoice, choose_ensemble, predict_mean};
 pub use net::predict;
 pub use trainer::{
-    Checkpoint, Fidelity, TrainData, TrainResult, balanced_class_weights, learning_rate_at, train,
-    train_with,
+    Checkpoint, Fidelity, TrainData, TrainResult, balanced_class_weights, learning_rate_at,
+    selection_score, train, train_with,
 };
 
 /// Errors of the training stage (divergence is not one: it is a [`TrialOutcome`]).

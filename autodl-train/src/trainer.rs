@@ -2,7 +2,7 @@
 //! label smoothing, class weights, MSE/Huber, early stopping, divergence detection, and
 //! resumable partial training (fidelity) for successive halving.
 
-use autodl_artifacts::arch::ArchitectureSpec;
+use autodl_artifacts::arch::{ArchitectureSpec, Shape};
 use autodl_artifacts::context::{RunContext, splitmix64};
 use autodl_artifacts::model::{EpochRecord, NetworkWeights};
 use autodl_artifacts::table::{Matrix, MetricValue, SplitData, Task};
@@ -13,8 +13,8 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData, activation};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::net::{DagNet, infer};
@@ -166,7 +166,7 @@ fn check(arch: &ArchitectureSpec, hp: &Hyperparams, data: &TrainData<'_>) -> Res
 /// broken by validation cross-entropy for classification. The tie-breaker is capped at a tenth
 /// of one validation sample's worth of accuracy, so it never outranks a better accuracy (which
 /// saturates at 1.0 on easy data, where it alone cannot tell models apart).
-pub(crate) fn selection_score(metric_score: f64, valid_loss: Option<f64>, n_valid: usize) -> f64 {
+pub fn selection_score(metric_score: f64, valid_loss: Option<f64>, n_valid: usize) -> f64 {
     let tie = valid_loss.map_or(0.0, |l| if l.is_finite() { l.min(1.0) } else { 1.0 });
     let score = metric_score - tie * 0.1 / n_valid.max(1) as f64;
     if score.is_finite() {
@@ -177,7 +177,7 @@ pub(crate) fn selection_score(metric_score: f64, valid_loss: Option<f64>, n_vali
 }
 
 /// Mean cross-entropy of predicted probabilities against class indices.
-fn log_loss(probabilities: &Matrix, y: &[f32]) -> f64 {
+pub(crate) fn log_loss(probabilities: &Matrix, y: &[f32]) -> f64 {
     let total: f64 = (0..probabilities.n_rows)
         .map(|i| -(probabilities.row(i)[y[i] as usize].max(1e-12) as f64).ln())
         .sum();
@@ -318,6 +318,32 @@ impl Loss {
     }
 }
 
+/// Copies `row` into `out` shifted by `(dy, dx)` positions on a `channels × height × width`
+/// grid, filling the uncovered positions with zeros.
+fn shifted(
+    row: &[f32],
+    (channels, height, width): (usize, usize, usize),
+    dy: isize,
+    dx: isize,
+    out: &mut Vec<f32>,
+) {
+    for c in 0..channels {
+        for y in 0..height {
+            let sy = y as isize - dy;
+            for x in 0..width {
+                let sx = x as isize - dx;
+                let inside =
+                    (0..height as isize).contains(&sy) && (0..width as isize).contains(&sx);
+                out.push(if inside {
+                    row[(c * height + sy as usize) * width + sx as usize]
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+}
+
 /// Seed for epoch `epoch`'s shuffling and dropout: a function of the run seed and the epoch
 /// alone, so that training continued from a checkpoint draws what an uninterrupted run draws.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -399,6 +425,16 @@ pub fn train_with(
     let total_steps = steps_per_epoch * hp.max_epochs;
     let warmup_steps = steps_per_epoch * hp.warmup_epochs;
     let last_epoch = fidelity.epochs.unwrap_or(hp.max_epochs).min(hp.max_epochs);
+    // The grid that shift augmentation moves samples on, if any.
+    let grid = match arch.input_shape.tensor_shape(d) {
+        Shape::Grid {
+            channels,
+            height,
+            width,
+        } if hp.augment_shift > 0 => Some((channels, height, width)),
+        _ => None,
+    };
+    let max_shift = hp.augment_shift as i64;
     let mut finished = state.history.len() >= hp.max_epochs || state.since_best >= hp.patience;
 
     while !finished && state.history.len() < last_epoch {
@@ -415,7 +451,18 @@ pub fn train_with(
             let mut xb = Vec::with_capacity(chunk.len() * d);
             let mut yb = Vec::with_capacity(chunk.len());
             for &i in chunk {
-                xb.extend_from_slice(train.x.row(i));
+                match grid {
+                    Some(g) => {
+                        let dy = if g.1 > 1 {
+                            rng.random_range(-max_shift..=max_shift) as isize
+                        } else {
+                            0
+                        };
+                        let dx = rng.random_range(-max_shift..=max_shift) as isize;
+                        shifted(train.x.row(i), g, dy, dx, &mut xb);
+                    }
+                    None => xb.extend_from_slice(train.x.row(i)),
+                }
                 yb.push(train.y[i]);
             }
             let x = Tensor::<2>::from_data(TensorData::new(xb, [chunk.len(), d]), &device);
@@ -508,7 +555,21 @@ pub fn train_with(
 
 #[cfg(test)]
 mod tests {
-    use super::selection_score;
+    use super::{selection_score, shifted};
+
+    #[test]
+    fn shifts_move_the_grid_and_fill_with_zeros() {
+        // One channel, 2 × 3: [[1, 2, 3], [4, 5, 6]].
+        let row = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let shift = |dy, dx| {
+            let mut out = Vec::new();
+            shifted(&row, (1, 2, 3), dy, dx, &mut out);
+            out
+        };
+        assert_eq!(shift(0, 0), row);
+        assert_eq!(shift(0, 1), [0.0, 1.0, 2.0, 0.0, 4.0, 5.0]);
+        assert_eq!(shift(1, -1), [0.0, 0.0, 0.0, 2.0, 3.0, 0.0]);
+    }
 
     #[test]
     fn loss_breaks_ties_but_never_outranks_accuracy() {

@@ -4,6 +4,7 @@
 //! new data (`predict`, `monitor`). Library crates never read the environment; this binary is
 //! where command-line arguments, the clock and the terminal come in.
 
+mod bench;
 mod commands;
 mod machine;
 mod pipeline;
@@ -43,8 +44,56 @@ enum StrategyArg {
     Random,
 }
 
+/// Benchmarks against the tools users would otherwise pick.
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Training speed: autodl's trainer against PyTorch on the same MLP.
+    ///
+    /// 64 → 256 → 256 → 10 (ReLU), AdamW, cross-entropy, the same generated data and batch
+    /// size, one thread each, each side in its own process, alternating. Prints samples per
+    /// second (median over repeats), the ratio, and each side's peak resident memory. Needs
+    /// PyTorch in ~/.cache/autodl-bench-venv (scripts/bench-venv.sh installs it) or --python.
+    Train {
+        /// Training rows.
+        #[arg(long, default_value_t = 8192)]
+        rows: usize,
+        /// Epochs per measurement.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Alternating repeats of each side (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with torch and numpy (default: the benchmark venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to write the raw results as JSON.
+        #[arg(long, default_value = "runs/bench-train.json")]
+        out: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Benchmarks against peers (PyTorch for training).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// One autodl side of `bench train`, in its own process (used by the benchmark).
+    #[command(hide = true)]
+    BenchWorker {
+        #[arg(long)]
+        x: PathBuf,
+        #[arg(long)]
+        y: PathBuf,
+        #[arg(long)]
+        epochs: usize,
+        #[arg(long)]
+        batch: usize,
+    },
     /// Run the whole pipeline on a table (default: the embedded digits dataset).
     ///
     /// Profiles and prepares the data, searches and trains networks, exports to ONNX (checked
@@ -57,6 +106,10 @@ enum Command {
         /// Target column (default: `digit` for the embedded data, else the file's last column).
         #[arg(long)]
         target: Option<String>,
+        /// A separate test file with the same columns: the test metric is measured on it, and
+        /// --data is split into training and validation only.
+        #[arg(long)]
+        test: Option<PathBuf>,
         /// Force the task instead of inferring it from the target.
         #[arg(long, value_enum)]
         task: Option<TaskArg>,
@@ -64,7 +117,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Seconds the architecture search may take.
-        #[arg(long, default_value_t = 60.0)]
+        #[arg(long, default_value_t = 120.0)]
         budget_secs: f64,
         /// Stop the search after this many trials (makes runs repeatable across machines).
         #[arg(long)]
@@ -121,9 +174,35 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench {
+            what:
+                BenchCommand::Train {
+                    rows,
+                    epochs,
+                    batch,
+                    repeats,
+                    python,
+                    out,
+                },
+        } => bench::train(&bench::TrainBenchArgs {
+            rows,
+            epochs,
+            batch,
+            repeats,
+            python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::BenchWorker {
+            x,
+            y,
+            epochs,
+            batch,
+        } => bench::worker(&x, &y, epochs, batch).map(|_| ExitCode::SUCCESS),
         Command::Run {
             data,
             target,
+            test,
             task,
             out,
             budget_secs,
@@ -134,6 +213,7 @@ fn main() -> ExitCode {
         } => pipeline::run(pipeline::RunArgs {
             data,
             target,
+            test,
             task: task.map(|t| match t {
                 TaskArg::Binary => autodl_artifacts::table::Task::Binary,
                 TaskArg::Multiclass => autodl_artifacts::table::Task::Multiclass,

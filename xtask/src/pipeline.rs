@@ -7,11 +7,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use autodl_artifacts::SCHEMA_VERSION;
+use autodl_artifacts::arch::ArchitectureSpec;
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::drift::DriftReference;
 use autodl_artifacts::export::{ExportedModel, OutputKind, ParityCheck};
 use autodl_artifacts::io::{read_json, sha256_file, write_json};
-use autodl_artifacts::model::{BaselineResult, EpochRecord, NetworkWeights, TrainedModel};
+use autodl_artifacts::model::{
+    BaselineResult, EnsembleMember, EnsembleRecord, EpochRecord, NetworkWeights, TrainedModel,
+};
 use autodl_artifacts::profile::DataProfile;
 use autodl_artifacts::run::{ArtifactEntry, DataSource, RunManifest, paths};
 use autodl_artifacts::table::{Matrix, MetricValue, PreparedData, Task};
@@ -33,6 +36,7 @@ pub const PARITY_TOLERANCE: f64 = 1e-4;
 pub struct RunArgs {
     pub data: Option<PathBuf>,
     pub target: Option<String>,
+    pub test: Option<PathBuf>,
     pub task: Option<Task>,
     pub out: Option<PathBuf>,
     pub budget_secs: f64,
@@ -42,12 +46,24 @@ pub struct RunArgs {
     pub grid_g_per_kwh: f64,
 }
 
-/// Trains candidates with autodl-train and keeps the weights of the best one so far.
+/// Completed trials kept for the ensemble: the best this many by score.
+const ENSEMBLE_CANDIDATES: usize = 5;
+
+/// A completed trial's result, kept for the final model and the ensemble.
+struct Kept {
+    score: f64,
+    trial: u32,
+    weights: NetworkWeights,
+    history: Vec<EpochRecord>,
+}
+
+/// Trains candidates with autodl-train and keeps the weights of the best few so far.
 struct TrainEvaluator<'a> {
     data: &'a PreparedData,
     target_scale: f64,
     ctx: &'a RunContext,
-    best: Option<(f64, u32, NetworkWeights, Vec<EpochRecord>)>,
+    /// Best first, at most [`ENSEMBLE_CANDIDATES`].
+    top: Vec<Kept>,
 }
 
 impl Evaluator for TrainEvaluator<'_> {
@@ -69,15 +85,40 @@ impl Evaluator for TrainEvaluator<'_> {
                 reason: e.to_string(),
             },
             Ok(result) => {
-                if let (Some(score), Some(weights)) = (result.outcome.score(), result.weights)
-                    && self.best.as_ref().is_none_or(|(s, ..)| score > *s)
-                {
-                    self.best = Some((score, trial, weights, result.history));
+                if let (Some(score), Some(weights)) = (result.outcome.score(), result.weights) {
+                    // Ties keep the earlier trial first, as the search's own best does.
+                    let at = self.top.partition_point(|k| k.score >= score);
+                    if at < ENSEMBLE_CANDIDATES {
+                        self.top.insert(
+                            at,
+                            Kept {
+                                score,
+                                trial,
+                                weights,
+                                history: result.history,
+                            },
+                        );
+                        self.top.truncate(ENSEMBLE_CANDIDATES);
+                    }
                 }
                 result.outcome
             }
         }
     }
+}
+
+/// The ratio of the largest to the smallest class count in training (classification only).
+fn imbalance(data: &PreparedData) -> Option<f64> {
+    if !data.task.is_classification() {
+        return None;
+    }
+    let mut counts = vec![0usize; data.n_classes];
+    for &y in &data.train.y {
+        counts[y as usize] += 1;
+    }
+    let max = *counts.iter().max()?;
+    let min = *counts.iter().filter(|&&c| c > 0).min()?;
+    Some(max as f64 / min as f64)
 }
 
 /// Writes a JSON artifact and records it in the manifest list.
@@ -186,7 +227,17 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     let sha = sha256_file(&data_path)?;
     let mut cfg = autodl_data::PrepareConfig::new(&target);
     cfg.task = args.task;
-    let prepared = autodl_data::prepare(&cfg, &table, &sha, &ctx)?;
+    let prepared = match &args.test {
+        Some(test_path) => {
+            eprintln!(
+                "  test split: {} (the data file is split into training and validation)",
+                test_path.display()
+            );
+            let test_table = autodl_data::read_table(test_path)?;
+            autodl_data::prepare_with_test(&cfg, &table, &test_table, &sha, &ctx)?
+        }
+        None => autodl_data::prepare(&cfg, &table, &sha, &ctx)?,
+    };
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let data = &prepared.data;
     let profile = &prepared.profile;
@@ -259,14 +310,26 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         3,
         "search",
         &format!(
-            "{} over dense-block DAGs, budget {} s{}",
+            "{} over {} DAGs, budget {} s{}",
             args.strategy.name(),
+            if data.input_shape.is_spatial() {
+                "convolutional and dense"
+            } else {
+                "dense-block"
+            },
             args.budget_secs,
             args.max_trials
                 .map_or(String::new(), |n| format!(" or {n} trials"))
         ),
     );
-    let space = SearchSpace::for_data(data.feature_names.len(), data.n_outputs());
+    let mut space =
+        SearchSpace::for_input(data.feature_names.len(), data.input_shape, data.n_outputs());
+    if let Some(ratio) = imbalance(data) {
+        // Offer class weights when the largest training class outnumbers the smallest 3:1.
+        if ratio >= 3.0 {
+            space.balanced_class_weights = vec![false, true];
+        }
+    }
     let search_cfg = SearchConfig {
         strategy: args.strategy.clone(),
         budget: Budget {
@@ -283,7 +346,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         data,
         target_scale,
         ctx: &search_ctx,
-        best: None,
+        top: Vec::new(),
     };
     let history = autodl_search::search(&search_cfg, &space, &mut evaluator, &search_ctx)?;
     put_json(&run_dir, paths::TRIALS, "trials", &history, &mut artifacts)?;
@@ -292,7 +355,8 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         "  {} trials: {done} completed, {diverged} diverged, {failed} failed",
         history.trials.len()
     );
-    let Some((_, best_trial, weights, curve)) = evaluator.best else {
+    let top = std::mem::take(&mut evaluator.top);
+    if top.is_empty() {
         // Say why: the first failure's reason, else what the budget allowed.
         let first_failure = history.trials.iter().find_map(|t| match &t.outcome {
             TrialOutcome::Failed { reason } => Some(reason.clone()),
@@ -306,7 +370,42 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
                 |r| format!("first failure: {r}")
             )
         );
+    }
+    let architecture_of = |trial: u32| {
+        &history
+            .trials
+            .iter()
+            .find(|r| r.trial == trial)
+            .expect("kept trials are recorded")
+            .architecture
     };
+    let members: Vec<(&ArchitectureSpec, &NetworkWeights)> = top
+        .iter()
+        .map(|k| (architecture_of(k.trial), &k.weights))
+        .collect();
+    let choice = autodl_train::choose_ensemble(&members, data.task, &data.valid, target_scale)?;
+    let single = &choice.sizes[0];
+    let chosen = &choice.sizes[choice.chosen - 1];
+    if choice.sizes.len() > 1 {
+        // The best ensemble of two or more, whether or not it beat the single network.
+        let (k, value, _) = choice.sizes[1..]
+            .iter()
+            .fold(&choice.sizes[1], |a, b| if b.2 > a.2 { b } else { a });
+        eprintln!(
+            "  ensemble: mean of the top {k} networks, validation {} {:.4} vs best single {:.4} → {}",
+            single.1.name,
+            value.value,
+            single.1.value,
+            if choice.chosen > 1 {
+                "keeping the ensemble"
+            } else {
+                "keeping the single network"
+            }
+        );
+    }
+    let ensemble_members: Vec<(&ArchitectureSpec, &NetworkWeights)> =
+        members[..choice.chosen].to_vec();
+    let (best_trial, weights, curve) = (top[0].trial, &top[0].weights, top[0].history.clone());
     let best = history
         .trials
         .iter()
@@ -323,12 +422,63 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     );
     weights.write(&run_dir.join(paths::WEIGHTS))?;
     record(&run_dir, paths::WEIGHTS, "weights", &mut artifacts)?;
-    let burn_test = autodl_train::predict(&best.architecture, &weights, data.task, &data.test.x)?;
+    let mut member_records = Vec::new();
+    if ensemble_members.len() > 1 {
+        // The best network's weights are the file above; the others go beside it.
+        for (k, kept) in top[1..ensemble_members.len()].iter().enumerate() {
+            let rel = format!("model/ensemble-{}-trial-{}.safetensors", k + 1, kept.trial);
+            kept.weights.write(&run_dir.join(&rel))?;
+            record(&run_dir, &rel, "ensemble_weights", &mut artifacts)?;
+            member_records.push((kept.trial, rel));
+        }
+    }
+    let burn_test = autodl_train::predict_mean(&ensemble_members, data.task, &data.test.x)?;
     let metric = data.task.metric();
     let test_metric = score(metric, &burn_test, &data.test.y, target_scale);
     let TrialOutcome::Completed { valid_metric, .. } = &best.outcome else {
         unreachable!("the best trial completed")
     };
+    // The deployed model's validation result: the ensemble's when it is kept.
+    let valid_metric = if choice.chosen > 1 {
+        &chosen.1
+    } else {
+        valid_metric
+    };
+    let ensemble = (choice.sizes.len() > 1)
+        .then(|| -> Result<EnsembleRecord> {
+            let mut members = Vec::new();
+            for (k, kept) in top[..choice.chosen].iter().enumerate() {
+                if choice.chosen == 1 {
+                    break;
+                }
+                let rel = if k == 0 {
+                    paths::WEIGHTS.to_string()
+                } else {
+                    member_records[k - 1].1.clone()
+                };
+                members.push(EnsembleMember {
+                    trial: kept.trial,
+                    architecture: architecture_of(kept.trial).clone(),
+                    weights_sha256: sha256_file(&run_dir.join(&rel))?,
+                    weights_path: rel,
+                    valid_metric: match &history.trials[kept.trial as usize].outcome {
+                        TrialOutcome::Completed { valid_metric, .. } => valid_metric.clone(),
+                        other => unreachable!("kept trials completed: {other:?}"),
+                    },
+                });
+            }
+            Ok(EnsembleRecord {
+                sizes: choice.sizes.clone(),
+                chosen_size: choice.chosen,
+                kept: choice.chosen > 1,
+                members,
+            })
+        })
+        .transpose()?;
+    let parameters: usize = ensemble_members
+        .iter()
+        .map(|(spec, _)| spec.parameter_count().unwrap_or(0))
+        .sum();
     let model = TrainedModel {
         schema_version: SCHEMA_VERSION,
         trial: best_trial,
@@ -336,11 +486,12 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         hyperparams: best.hyperparams.clone(),
         weights_path: paths::WEIGHTS.into(),
         weights_sha256: sha256_file(&run_dir.join(paths::WEIGHTS))?,
-        parameters: best.parameters,
+        parameters,
         history: curve,
         valid_metric: valid_metric.clone(),
         test_metric: test_metric.clone(),
         baseline: baseline.clone(),
+        ensemble,
     };
     put_json(&run_dir, paths::MODEL, "model", &model, &mut artifacts)?;
     eprintln!(
@@ -371,7 +522,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         feature_names: data.feature_names.clone(),
         output: output.clone(),
     };
-    let bytes = autodl_deploy::to_onnx(&best.architecture, &weights, &opts)?;
+    let bytes = autodl_deploy::to_onnx_ensemble(&ensemble_members, &opts)?;
     autodl_artifacts::io::write_atomic(&run_dir.join(paths::ONNX), &bytes)?;
     record(&run_dir, paths::ONNX, "onnx", &mut artifacts)?;
     let runner = autodl_deploy::OnnxRunner::load(&run_dir.join(paths::ONNX))?;
@@ -621,14 +772,29 @@ fn reload_check(
     let reloaded = (|| -> Result<MetricValue> {
         let transform: FeatureTransform = read_json(&run.join(paths::TRANSFORM))?;
         let model: TrainedModel = read_json(&run.join(paths::MODEL))?;
-        let weights = NetworkWeights::read(&run.join(&model.weights_path))?;
+        // The deployed model: the kept ensemble's members, else the single network.
+        let mut members = vec![(
+            model.architecture.clone(),
+            NetworkWeights::read(&run.join(&model.weights_path))?,
+        )];
+        if let Some(e) = model.ensemble.as_ref().filter(|e| e.kept) {
+            members.clear();
+            for m in &e.members {
+                members.push((
+                    m.architecture.clone(),
+                    NetworkWeights::read(&run.join(&m.weights_path))?,
+                ));
+            }
+        }
+        let refs: Vec<(&ArchitectureSpec, &NetworkWeights)> =
+            members.iter().map(|(a, w)| (a, w)).collect();
         let x = transform.transform(raw_test)?;
         let y = transform.encode_target(
             raw_test
                 .column(&transform.target)
                 .context("target column")?,
         )?;
-        let out = autodl_train::predict(&model.architecture, &weights, transform.task, &x)?;
+        let out = autodl_train::predict_mean(&refs, transform.task, &x)?;
         Ok(score(metric, &out, &y, transform.target_scale()))
     })();
     checked += 3;
