@@ -260,7 +260,7 @@ fn emit_network(
                     height,
                     width,
                 } => {
-                    let shape = format!("{name}_shape");
+                    let shape = format!("{}{name}_shape", b.prefix);
                     let dims = [-1, channels as i64, height as i64, width as i64];
                     b.initializers.push(int64_tensor_proto(&shape, &dims));
                     b.node("Reshape", &name, &[INPUT_NAME, &shape], vec![])

@@ -245,7 +245,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
     });
     let _ = writeln!(
         s,
-        "Top trials:\n\n| trial | validation | params | lr | batch | epochs | architecture | proposed by |\n|---|---|---|---|---|---|---|---|"
+        "Top trials:\n\n| trial | validation | params | training | epochs | architecture | proposed by |\n|---|---|---|---|---|---|---|"
     );
     for t in ranked.iter().take(8) {
         let TrialOutcome::Completed {
@@ -258,12 +258,11 @@ pub fn render(r: &ReportInput<'_>) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1e} | {} | {} | {} | {}{} |",
+            "| {} | {} | {} | {} | {} | {} | {}{} |",
             t.trial,
             num(valid_metric.value),
             t.parameters,
-            t.hyperparams.learning_rate,
-            t.hyperparams.batch_size,
+            t.hyperparams.describe(),
             epochs,
             t.architecture.describe(),
             t.proposed_by,
@@ -277,15 +276,45 @@ pub fn render(r: &ReportInput<'_>) -> String {
     let hp = &r.model.hyperparams;
     let _ = writeln!(
         s,
-        "`{}`: {} parameters. AdamW, learning rate {:.2e}, weight decay {:.2e}, batch {}, up to {} epochs with patience {}.\n",
+        "Best network (trial {}): `{}`, {} parameters. Training: {}, weight decay {:.2e}, up to {} epochs with patience {}.\n",
+        r.model.trial,
         r.model.architecture.describe(),
-        r.model.parameters,
-        hp.learning_rate,
+        r.model.architecture.parameter_count().unwrap_or(0),
+        hp.describe(),
         hp.weight_decay,
-        hp.batch_size,
         hp.max_epochs,
         hp.patience
     );
+    if let Some(e) = &r.model.ensemble {
+        let _ = writeln!(
+            s,
+            "Ensembles: the mean of the k best networks' outputs, on validation (the score breaks \
+             ties by validation cross-entropy).\n\n| k | validation {metric} | score |\n|---|---|---|"
+        );
+        for (k, value, score) in &e.sizes {
+            let mark = if *k == e.chosen_size { " ← kept" } else { "" };
+            let _ = writeln!(s, "| {k}{mark} | {} | {score:.6} |", num(value.value));
+        }
+        let _ = writeln!(
+            s,
+            "\n{}\n",
+            if e.kept {
+                format!(
+                    "The ensemble of {} (trials {}) beat the best single network and is the \
+                     deployed model; {} parameters in all.",
+                    e.chosen_size,
+                    e.members
+                        .iter()
+                        .map(|m| m.trial.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.model.parameters
+                )
+            } else {
+                "No ensemble beat the best single network; the single network is deployed.".into()
+            }
+        );
+    }
     let _ = writeln!(s, "Learning curve (validation {metric}):\n\n```");
     let vals: Vec<f64> = r.model.history.iter().map(|e| e.valid_metric).collect();
     let (lo, hi) = vals

@@ -231,6 +231,117 @@ fn onnx_export_passes_checker_and_matches_onnxruntime() {
     check_with_onnxruntime(wine_run());
     check_with_onnxruntime(regression_run());
     check_with_onnxruntime(default_run());
+    check_with_onnxruntime(signal_run());
+}
+
+/// MNIST-1D: 40-sample signals, with its own test file; one CNN trial for 20 seconds.
+fn signal_run() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let leak = |p: PathBuf| &*Box::leak(p.to_string_lossy().into_owned().into_boxed_str());
+    let (train, test) = (
+        leak(dataset("mnist1d_train.csv")),
+        leak(dataset("mnist1d_test.csv")),
+    );
+    run_once(
+        &CELL,
+        "mnist1d",
+        &[
+            "--data",
+            train,
+            "--test",
+            test,
+            "--target",
+            "label",
+            "--max-trials",
+            "1",
+            "--budget-secs",
+            "20",
+        ],
+    )
+}
+
+#[test]
+fn signals_are_detected_and_a_separate_test_file_is_the_test_split() {
+    use autodl_artifacts::arch::{InputShape, Op};
+    use autodl_artifacts::model::TrainedModel;
+    use autodl_artifacts::transform::FeatureTransform;
+    let run = signal_run();
+    let transform: FeatureTransform = read_json(&run.join(paths::TRANSFORM)).unwrap();
+    assert!(
+        transform
+            .decisions
+            .iter()
+            .any(|d| d.action == "spatial_layout" && d.column == "x0..x39"),
+        "{:?}",
+        transform.decisions
+    );
+    let model: TrainedModel = read_json(&run.join(paths::MODEL)).unwrap();
+    assert_eq!(
+        model.architecture.input_shape,
+        InputShape::Signal {
+            channels: 1,
+            length: 40
+        }
+    );
+    assert!(
+        model
+            .architecture
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Conv { .. })),
+        "{}",
+        model.architecture.describe()
+    );
+    // The test split is the whole test file (1,000 rows), not a share of the training file.
+    let test_raw = autodl_data::read_table(&run.join(paths::TEST_RAW)).unwrap();
+    assert_eq!(test_raw.n_rows(), 1000);
+    // Logistic regression reaches about 0.3 here; twenty seconds of a CNN far more.
+    assert!(model.test_metric.value > 0.6, "{:?}", model.test_metric);
+}
+
+#[test]
+fn the_bench_worker_trains_and_reports() {
+    let dir = Scratch::new("bench-worker");
+    let rows = 300;
+    let x: Vec<u8> = (0..rows * 64)
+        .flat_map(|i| (((i * 37) % 101) as f32 / 50.0 - 1.0).to_le_bytes())
+        .collect();
+    let y: Vec<u8> = (0..rows)
+        .flat_map(|i| ((i % 10) as f32).to_le_bytes())
+        .collect();
+    let (xp, yp) = (dir.path().join("x.f32"), dir.path().join("y.f32"));
+    std::fs::write(&xp, x).unwrap();
+    std::fs::write(&yp, y).unwrap();
+    let o = xtask(&[
+        "bench-worker",
+        "--x",
+        &xp.to_string_lossy(),
+        "--y",
+        &yp.to_string_lossy(),
+        "--epochs",
+        "2",
+        "--batch",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+    assert!(v["samples_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["final_loss"].as_f64().unwrap().is_finite(), "{v}");
+    // Without PyTorch the comparison explains how to get it instead of failing obscurely.
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "train", "--rows", "300", "--epochs", "1"])
+        .env("AUTODL_BENCH_VENV", dir.path().join("no-venv"))
+        .env("HOME", dir.path())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("scripts/bench-venv.sh"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// `cargo xtask run` without --data: the embedded digits dataset (a trial cap keeps it short).
@@ -248,6 +359,17 @@ fn default_run_uses_the_embedded_digits() {
         (1797, "digit")
     );
     assert_eq!(manifest.task, Task::Multiclass);
+    // The 8×8 pixels are recognised as an image, so the search proposes convolutions.
+    let model: autodl_artifacts::model::TrainedModel =
+        read_json(&default_run().join(paths::MODEL)).unwrap();
+    assert_eq!(
+        model.architecture.input_shape,
+        autodl_artifacts::arch::InputShape::Image {
+            channels: 1,
+            height: 8,
+            width: 8
+        }
+    );
     // Two trials are far from the default budget, yet far above chance (0.1).
     assert!(
         manifest.test_metric.value > 0.8,
