@@ -200,6 +200,17 @@ pub struct EnsembleRecord {
     pub members: Vec<EnsembleMember>,
 }
 
+impl EnsembleRecord {
+    /// The members' trial numbers, comma-separated (`3, 0, 7`).
+    pub fn member_trials(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.trial.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

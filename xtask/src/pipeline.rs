@@ -628,9 +628,20 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         trials: history.trials.len(),
         diverged_trials: diverged,
         time_to_95pct_secs: time_to_within_5pct(&history),
-        parameters: best.parameters,
-        inference_macs: best.architecture.inference_macs().unwrap_or(0),
-        architecture: best.architecture.describe(),
+        parameters: model.parameters,
+        inference_macs: ensemble_members
+            .iter()
+            .map(|(spec, _)| spec.inference_macs().unwrap_or(0))
+            .sum(),
+        architecture: if ensemble_members.len() > 1 {
+            format!(
+                "mean of {} networks, the best: {}",
+                ensemble_members.len(),
+                best.architecture.describe()
+            )
+        } else {
+            best.architecture.describe()
+        },
         reloaded_test_metric: reloaded,
         parity: Some(parity.clone()),
         artifacts_checked: checked,
@@ -846,11 +857,20 @@ fn print_summary(
         ),
         (
             "model".into(),
-            format!(
-                "{} parameters: {}",
-                model.parameters,
-                model.architecture.describe()
-            ),
+            match model.ensemble.as_ref().filter(|e| e.kept) {
+                Some(e) => format!(
+                    "{} parameters: mean of {} networks (trials {}); the best: {}",
+                    model.parameters,
+                    e.chosen_size,
+                    e.member_trials(),
+                    model.architecture.describe()
+                ),
+                None => format!(
+                    "{} parameters: {}",
+                    model.parameters,
+                    model.architecture.describe()
+                ),
+            },
         ),
         (
             "onnx parity".into(),

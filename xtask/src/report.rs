@@ -303,11 +303,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
                     "The ensemble of {} (trials {}) beat the best single network and is the \
                      deployed model; {} parameters in all.",
                     e.chosen_size,
-                    e.members
-                        .iter()
-                        .map(|m| m.trial.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    e.member_trials(),
                     r.model.parameters
                 )
             } else {
