@@ -254,8 +254,22 @@ pub struct TrialRecord {
     pub outcome: TrialOutcome,
     /// Wall seconds spent on it.
     pub seconds: f64,
+    /// Successive halving: the epochs it was trained to at each rung, and why it was promoted
+    /// or stopped. Absent for strategies without fidelities.
+    #[serde(default)]
+    pub rungs: Option<RungLog>,
     /// Seconds since the start of the search when it finished.
     pub finished_at_secs: f64,
+}
+
+/// A trial's path through successive halving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RungLog {
+    /// Total epochs reached at each rung it was evaluated at.
+    pub epochs: Vec<usize>,
+    /// Why it stopped where it did (eliminated at a rung, finished, or out of budget), with
+    /// its rank at its last rung.
+    pub why: String,
 }
 
 /// The whole search: every trial, in order.
@@ -327,6 +341,7 @@ mod tests {
                 loss: "NaN".into(),
             },
             seconds: 0.5,
+            rungs: None,
             finished_at_secs: 0.5,
         };
         let h = SearchHistory {

@@ -63,6 +63,25 @@ pub struct Candidate {
 pub trait Evaluator {
     /// Evaluates candidate number `trial`. Divergence and failure are outcomes, not errors.
     fn evaluate(&mut self, trial: u32, candidate: &Candidate) -> TrialOutcome;
+
+    /// Trains candidate `trial` until it has `epochs` epochs in all, continuing from where an
+    /// earlier call for the same trial stopped (successive halving's promotions). Returns the
+    /// outcome so far and whether training has ended for good (early stopping, its own
+    /// `max_epochs`, a deadline). The default has no fidelity: a full evaluation, ended.
+    fn evaluate_partial(
+        &mut self,
+        trial: u32,
+        candidate: &Candidate,
+        epochs: usize,
+    ) -> (TrialOutcome, bool) {
+        let _ = epochs;
+        (self.evaluate(trial, candidate), true)
+    }
+
+    /// Drops whatever state `evaluate_partial` kept for `trial` (it will not be continued).
+    fn discard(&mut self, trial: u32) {
+        let _ = trial;
+    }
 }
 
 impl<F: FnMut(u32, &Candidate) -> TrialOutcome> Evaluator for F {

@@ -28,6 +28,19 @@ pub enum Strategy {
         /// Tournament size.
         tournament: usize,
     },
+    /// Successive halving in repeated brackets, with epochs as the fidelity: each bracket
+    /// trains `bracket` new candidates for `min_epochs`, keeps the best `1/eta` and continues
+    /// them (from their checkpoints) to `eta` times the epochs, and so on until one is left,
+    /// which trains to the end. Brackets after the first draw half their candidates as
+    /// mutations of the best trials so far.
+    SuccessiveHalving {
+        /// New candidates per bracket.
+        bracket: usize,
+        /// Keep the best `1/eta` at each rung.
+        eta: usize,
+        /// Epochs at the first rung.
+        min_epochs: usize,
+    },
 }
 
 impl Strategy {
@@ -39,11 +52,21 @@ impl Strategy {
         }
     }
 
+    /// Successive halving with brackets of 9, eta 3, and 3 epochs at the first rung.
+    pub fn default_halving() -> Self {
+        Strategy::SuccessiveHalving {
+            bracket: 9,
+            eta: 3,
+            min_epochs: 3,
+        }
+    }
+
     /// Short name.
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::Random => "random",
             Strategy::RegularizedEvolution { .. } => "regularized_evolution",
+            Strategy::SuccessiveHalving { .. } => "successive_halving",
         }
     }
 }
@@ -95,6 +118,17 @@ impl SearchConfig {
                 "evolution needs population >= 2 and 1 <= tournament <= population (got {population}, {tournament})"
             )));
         }
+        if let Strategy::SuccessiveHalving {
+            bracket,
+            eta,
+            min_epochs,
+        } = self.strategy
+            && (eta < 2 || bracket < eta || min_epochs < 1)
+        {
+            return Err(SearchError::Config(format!(
+                "successive halving needs eta >= 2, bracket >= eta and min_epochs >= 1 (got bracket {bracket}, eta {eta}, min_epochs {min_epochs})"
+            )));
+        }
         Ok(())
     }
 }
@@ -108,6 +142,14 @@ pub fn search(
     ctx: &RunContext,
 ) -> Result<SearchHistory> {
     cfg.validate()?;
+    if let Strategy::SuccessiveHalving {
+        bracket,
+        eta,
+        min_epochs,
+    } = cfg.strategy
+    {
+        return search_halving(cfg, space, evaluator, ctx, (bracket, eta, min_epochs));
+    }
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.derive_seed("search"));
     let mut trials: Vec<TrialRecord> = Vec::new();
@@ -182,6 +224,7 @@ pub fn search(
             parameters,
             outcome,
             seconds: t0.elapsed().as_secs_f64(),
+            rungs: None,
             finished_at_secs: start.elapsed().as_secs_f64(),
         });
         let best = best_trial(&trials).and_then(|b| trials[b as usize].outcome.score());
@@ -205,6 +248,226 @@ pub fn search(
         trials,
         stopped_because,
     })
+}
+
+/// Why the budget says stop, if it does: `new_trials` is how many trials exist (the trial cap
+/// only limits new ones).
+fn budget_exhausted(
+    cfg: &SearchConfig,
+    ctx: &RunContext,
+    start: Instant,
+    new_trials: Option<u32>,
+) -> Option<String> {
+    if let (Some(n), Some(m)) = (new_trials, cfg.budget.max_trials)
+        && n >= m
+    {
+        return Some(format!("trial budget of {n} reached"));
+    }
+    if let Some(s) = cfg.budget.seconds
+        && start.elapsed().as_secs_f64() >= s
+    {
+        return Some(format!("time budget of {s} s reached"));
+    }
+    ctx.should_stop()
+        .then(|| "stopped by the caller (deadline or cancellation)".to_string())
+}
+
+/// Successive halving in brackets; see [`Strategy::SuccessiveHalving`].
+fn search_halving(
+    cfg: &SearchConfig,
+    space: &SearchSpace,
+    evaluator: &mut dyn Evaluator,
+    ctx: &RunContext,
+    (bracket, eta, min_epochs): (usize, usize, usize),
+) -> Result<SearchHistory> {
+    let start = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(ctx.derive_seed("search"));
+    let defaults = space.defaults();
+    let mut trials: Vec<TrialRecord> = Vec::new();
+    let mut genomes: Vec<Genome> = Vec::new();
+    ctx.progress
+        .start("search", cfg.budget.max_trials.map(u64::from));
+
+    // Trains trial `id` to `epochs` and folds the result into its record; true when it ended.
+    let run = |evaluator: &mut dyn Evaluator,
+               trials: &mut Vec<TrialRecord>,
+               id: u32,
+               epochs: usize|
+     -> bool {
+        let record = &mut trials[id as usize];
+        let candidate = Candidate {
+            architecture: record.architecture.clone(),
+            hyperparams: record.hyperparams.clone(),
+        };
+        let t0 = Instant::now();
+        let (outcome, finished) = evaluator.evaluate_partial(id, &candidate, epochs);
+        let reached = match &outcome {
+            TrialOutcome::Completed { epochs, .. } => *epochs,
+            _ => epochs.min(record.hyperparams.max_epochs),
+        };
+        record.outcome = outcome;
+        record.seconds += t0.elapsed().as_secs_f64();
+        record.finished_at_secs = start.elapsed().as_secs_f64();
+        let log = record
+            .rungs
+            .get_or_insert(autodl_artifacts::trial::RungLog {
+                epochs: Vec::new(),
+                why: String::new(),
+            });
+        log.epochs.push(reached);
+        finished || !record.outcome.score().is_some_and(f64::is_finite)
+    };
+    let set_why = |trials: &mut Vec<TrialRecord>, id: u32, why: String| {
+        if let Some(log) = trials[id as usize].rungs.as_mut() {
+            log.why = why;
+        }
+    };
+
+    let stopped_because = 'search: loop {
+        // A new bracket: defaults first, then random draws; later brackets mutate the best
+        // trials so far for half their members.
+        let mut ranked: Vec<(u32, f64)> = trials
+            .iter()
+            .filter_map(|t| t.outcome.score().map(|s| (t.trial, s)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut alive: Vec<u32> = Vec::new();
+        for k in 0..bracket {
+            if let Some(why) = budget_exhausted(cfg, ctx, start, Some(trials.len() as u32)) {
+                break 'search why;
+            }
+            let n = trials.len();
+            let (genome, proposed_by, parent, mutation) = if n < defaults.len() {
+                (defaults[n].clone(), "default", None, None)
+            } else if k % 2 == 0 && !ranked.is_empty() {
+                let (parent, _) = *ranked[..ranked.len().min(3)]
+                    .choose(&mut rng)
+                    .expect("non-empty");
+                let (child, what) = space.mutate(&genomes[parent as usize], &mut rng);
+                (child, "mutation", Some(parent), Some(what))
+            } else {
+                (space.sample(&mut rng), "random", None, None)
+            };
+            let architecture = space.render(&genome);
+            check_dag(&architecture)?;
+            let parameters = architecture.parameter_count().unwrap_or(0);
+            trials.push(TrialRecord {
+                trial: n as u32,
+                proposed_by: proposed_by.into(),
+                parent,
+                mutation,
+                architecture,
+                hyperparams: genome.hyperparams.clone(),
+                parameters,
+                outcome: TrialOutcome::Failed {
+                    reason: "not evaluated".into(),
+                },
+                seconds: 0.0,
+                rungs: None,
+                finished_at_secs: 0.0,
+            });
+            genomes.push(genome);
+            let id = n as u32;
+            if run(evaluator, &mut trials, id, min_epochs) {
+                set_why(
+                    &mut trials,
+                    id,
+                    format!("ended by itself within {min_epochs} epochs"),
+                );
+            } else {
+                alive.push(id);
+            }
+            progress(ctx, &trials, id);
+        }
+        let mut epochs = min_epochs;
+        while !alive.is_empty() {
+            // Rank this rung's survivors; the best ⌈n/eta⌉ continue, the last one to the end.
+            alive.sort_by(|&a, &b| {
+                let s = |t: u32| {
+                    trials[t as usize]
+                        .outcome
+                        .score()
+                        .unwrap_or(f64::NEG_INFINITY)
+                };
+                s(b).total_cmp(&s(a))
+            });
+            let n = alive.len();
+            let keep = if n == 1 { 1 } else { n.div_ceil(eta) };
+            for (rank, &id) in alive.iter().enumerate().skip(keep) {
+                set_why(
+                    &mut trials,
+                    id,
+                    format!(
+                        "stopped at {epochs} epochs: ranked {} of {n}; the best {keep} continued",
+                        rank + 1
+                    ),
+                );
+                evaluator.discard(id);
+            }
+            alive.truncate(keep);
+            epochs = if n == 1 { usize::MAX } else { epochs * eta };
+            let mut next = Vec::new();
+            for (rank, &id) in alive.iter().enumerate() {
+                if let Some(why) = budget_exhausted(cfg, ctx, start, None) {
+                    for &left in &alive[rank..] {
+                        set_why(
+                            &mut trials,
+                            left,
+                            format!("promoted, but the search ended: {why}"),
+                        );
+                    }
+                    break 'search why;
+                }
+                let promoted = format!("ranked {} of {n}, promoted", rank + 1);
+                if run(evaluator, &mut trials, id, epochs) {
+                    let reached = trials[id as usize]
+                        .rungs
+                        .as_ref()
+                        .map_or(0, |r| *r.epochs.last().unwrap_or(&0));
+                    set_why(
+                        &mut trials,
+                        id,
+                        format!("{promoted}; training ended at {reached} epochs"),
+                    );
+                    evaluator.discard(id);
+                } else {
+                    set_why(&mut trials, id, promoted);
+                    next.push(id);
+                }
+                progress(ctx, &trials, id);
+            }
+            alive = next;
+        }
+    };
+    ctx.progress.finish(&stopped_because);
+    Ok(SearchHistory {
+        schema_version: SCHEMA_VERSION,
+        strategy: cfg.strategy.name().into(),
+        seed: ctx.seed,
+        budget_secs: cfg.budget.seconds,
+        max_trials: cfg.budget.max_trials,
+        best_trial: best_trial(&trials),
+        trials,
+        stopped_because,
+    })
+}
+
+fn progress(ctx: &RunContext, trials: &[TrialRecord], id: u32) {
+    let best = best_trial(trials).and_then(|b| trials[b as usize].outcome.score());
+    let t = &trials[id as usize];
+    let epochs = t
+        .rungs
+        .as_ref()
+        .and_then(|r| r.epochs.last().copied())
+        .unwrap_or(0);
+    ctx.progress.update(
+        trials.len() as u64,
+        &format!(
+            "trial {id} at {epochs} epochs: {} · best score {}",
+            describe(&t.outcome),
+            best.map_or("-".into(), |b| format!("{b:.4}"))
+        ),
+    );
 }
 
 fn describe(outcome: &TrialOutcome) -> String {
@@ -357,6 +620,165 @@ mod tests {
                 &SearchSpace::for_data(3, 2),
                 &mut eval,
                 &RunContext::new(0, ".")
+            )
+            .is_err()
+        );
+    }
+
+    /// An evaluator with a fidelity: the objective's score, approached as epochs grow
+    /// (score − 1/epochs). It checks that every call continues a trial from where the last
+    /// one stopped, and records discards.
+    #[derive(Default)]
+    struct Rising {
+        reached: std::collections::BTreeMap<u32, usize>,
+        discarded: Vec<u32>,
+        calls: usize,
+    }
+
+    impl Evaluator for Rising {
+        fn evaluate(&mut self, trial: u32, c: &Candidate) -> TrialOutcome {
+            self.evaluate_partial(trial, c, usize::MAX).0
+        }
+
+        fn evaluate_partial(
+            &mut self,
+            trial: u32,
+            c: &Candidate,
+            epochs: usize,
+        ) -> (TrialOutcome, bool) {
+            self.calls += 1;
+            assert!(
+                !self.discarded.contains(&trial),
+                "trial {trial} continued after discard"
+            );
+            let epochs = epochs.min(c.hyperparams.max_epochs);
+            let before = self.reached.insert(trial, epochs).unwrap_or(0);
+            assert!(
+                epochs > before,
+                "trial {trial}: {before} → {epochs} epochs is no continuation"
+            );
+            // Divergence is scored as very poor here, so that every candidate reaches a rung.
+            let base = objective(trial, c).score().unwrap_or(-100.0);
+            let score = base - 1.0 / epochs as f64;
+            let outcome = TrialOutcome::Completed {
+                valid_metric: MetricValue {
+                    name: "score".into(),
+                    value: score,
+                },
+                score,
+                epochs,
+                best_epoch: epochs,
+            };
+            (outcome, epochs == c.hyperparams.max_epochs)
+        }
+
+        fn discard(&mut self, trial: u32) {
+            self.discarded.push(trial);
+        }
+    }
+
+    #[test]
+    fn successive_halving_promotes_the_best_third_and_continues_them() {
+        let cfg = SearchConfig {
+            strategy: Strategy::default_halving(),
+            budget: Budget::trials(9),
+        };
+        let mut eval = Rising::default();
+        let space = SearchSpace::for_data(10, 3);
+        let h = search(&cfg, &space, &mut eval, &RunContext::new(4, ".")).unwrap();
+        assert_eq!(h.strategy, "successive_halving");
+        assert_eq!(h.trials.len(), 9);
+        let rungs = |t: &TrialRecord| t.rungs.as_ref().unwrap().epochs.clone();
+        // Nine at 3 epochs; the best three continue to 9, the best of those to 27, and that
+        // last one to its own epoch cap.
+        let reached_9: Vec<&TrialRecord> =
+            h.trials.iter().filter(|t| rungs(t).len() >= 2).collect();
+        let finished: Vec<&TrialRecord> = h.trials.iter().filter(|t| rungs(t).len() == 4).collect();
+        assert_eq!(
+            reached_9.len(),
+            3,
+            "{:?}",
+            h.trials.iter().map(rungs).collect::<Vec<_>>()
+        );
+        assert_eq!(finished.len(), 1);
+        assert_eq!(
+            rungs(finished[0]),
+            vec![3, 9, 27, finished[0].hyperparams.max_epochs]
+        );
+        // The promoted were the best at 3 epochs, and the finalist the best of them at 9.
+        let at3 = |t: &TrialRecord| {
+            objective(
+                t.trial,
+                &Candidate {
+                    architecture: t.architecture.clone(),
+                    hyperparams: t.hyperparams.clone(),
+                },
+            )
+            .score()
+            .unwrap_or(f64::NEG_INFINITY)
+        };
+        let worst_promoted = reached_9
+            .iter()
+            .map(|t| at3(t))
+            .fold(f64::INFINITY, f64::min);
+        for t in h.trials.iter().filter(|t| rungs(t).len() == 1) {
+            assert!(
+                at3(t) <= worst_promoted,
+                "trial {} was better than a promoted one",
+                t.trial
+            );
+            assert!(
+                t.rungs
+                    .as_ref()
+                    .unwrap()
+                    .why
+                    .contains("stopped at 3 epochs"),
+                "{:?}",
+                t.rungs
+            );
+        }
+        assert!(reached_9.iter().all(|t| at3(t) <= at3(finished[0])));
+        // Eliminated trials were discarded; no trial was ever restarted (checked in Rising).
+        assert_eq!(eval.discarded.len(), 9);
+        assert_eq!(h.best_trial, Some(finished[0].trial));
+        assert_eq!(eval.calls, 9 + 3 + 1 + 1);
+    }
+
+    #[test]
+    fn successive_halving_works_with_evaluators_without_fidelity() {
+        // A plain closure trains fully on the first call: every trial ends at its first rung.
+        let cfg = SearchConfig {
+            strategy: Strategy::default_halving(),
+            budget: Budget::trials(12),
+        };
+        let mut eval = objective;
+        let h = search(
+            &cfg,
+            &SearchSpace::for_data(10, 3),
+            &mut eval,
+            &RunContext::new(1, "."),
+        )
+        .unwrap();
+        assert_eq!(h.trials.len(), 12);
+        assert!(
+            h.trials
+                .iter()
+                .all(|t| t.rungs.as_ref().unwrap().why.contains("ended by itself"))
+        );
+        let bad = SearchConfig {
+            strategy: Strategy::SuccessiveHalving {
+                bracket: 2,
+                eta: 3,
+                min_epochs: 1,
+            },
+            budget: Budget::trials(3),
+        };
+        assert!(
+            search(
+                &bad,
+                &SearchSpace::for_data(10, 3),
+                &mut eval,
+                &RunContext::new(1, ".")
             )
             .is_err()
         );

@@ -42,6 +42,10 @@ enum StrategyArg {
     Evolution,
     /// Independent random samples.
     Random,
+    /// Successive halving with epochs as the fidelity: brackets of 9 trained for 3 epochs,
+    /// the best third continued from their checkpoints to 3× the epochs, until one trains to
+    /// the end.
+    Halving,
 }
 
 /// Benchmarks against the tools users would otherwise pick.
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
             strategy: match strategy {
                 StrategyArg::Evolution => autodl_search::Strategy::default_evolution(),
                 StrategyArg::Random => autodl_search::Strategy::Random,
+                StrategyArg::Halving => autodl_search::Strategy::default_halving(),
             },
             grid_g_per_kwh,
         })

@@ -64,10 +64,21 @@ struct TrainEvaluator<'a> {
     ctx: &'a RunContext,
     /// Best first, at most [`ENSEMBLE_CANDIDATES`].
     top: Vec<Kept>,
+    /// Training state of trials that successive halving may continue.
+    checkpoints: std::collections::HashMap<u32, autodl_train::Checkpoint>,
 }
 
 impl Evaluator for TrainEvaluator<'_> {
     fn evaluate(&mut self, trial: u32, candidate: &Candidate) -> TrialOutcome {
+        self.evaluate_partial(trial, candidate, usize::MAX).0
+    }
+
+    fn evaluate_partial(
+        &mut self,
+        trial: u32,
+        candidate: &Candidate,
+        epochs: usize,
+    ) -> (TrialOutcome, bool) {
         let ctx = RunContext {
             seed: self.ctx.derive_seed(&format!("trial-{trial}")),
             progress: Arc::new(autodl_artifacts::context::Silent),
@@ -80,14 +91,36 @@ impl Evaluator for TrainEvaluator<'_> {
             train: &self.data.train,
             valid: &self.data.valid,
         };
-        match autodl_train::train(&candidate.architecture, &candidate.hyperparams, &data, &ctx) {
-            Err(e) => TrialOutcome::Failed {
-                reason: e.to_string(),
-            },
+        let fidelity = if epochs == usize::MAX {
+            autodl_train::Fidelity::FULL
+        } else {
+            autodl_train::Fidelity::epochs(epochs)
+        };
+        // A promoted trial continues from where it stopped.
+        let resume = self.checkpoints.remove(&trial);
+        let result = autodl_train::train_with(
+            &candidate.architecture,
+            &candidate.hyperparams,
+            &data,
+            &ctx,
+            fidelity,
+            resume.as_ref(),
+        );
+        match result {
+            Err(e) => (
+                TrialOutcome::Failed {
+                    reason: e.to_string(),
+                },
+                true,
+            ),
             Ok(result) => {
+                // A continued trial replaces its earlier entry.
+                self.top.retain(|k| k.trial != trial);
                 if let (Some(score), Some(weights)) = (result.outcome.score(), result.weights) {
                     // Ties keep the earlier trial first, as the search's own best does.
-                    let at = self.top.partition_point(|k| k.score >= score);
+                    let at = self.top.partition_point(|k| {
+                        k.score > score || (k.score == score && k.trial < trial)
+                    });
                     if at < ENSEMBLE_CANDIDATES {
                         self.top.insert(
                             at,
@@ -101,9 +134,18 @@ impl Evaluator for TrainEvaluator<'_> {
                         self.top.truncate(ENSEMBLE_CANDIDATES);
                     }
                 }
-                result.outcome
+                if !result.finished
+                    && let Some(checkpoint) = result.checkpoint
+                {
+                    self.checkpoints.insert(trial, checkpoint);
+                }
+                (result.outcome, result.finished)
             }
         }
+    }
+
+    fn discard(&mut self, trial: u32) {
+        self.checkpoints.remove(&trial);
     }
 }
 
@@ -347,6 +389,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         target_scale,
         ctx: &search_ctx,
         top: Vec::new(),
+        checkpoints: Default::default(),
     };
     let history = autodl_search::search(&search_cfg, &space, &mut evaluator, &search_ctx)?;
     put_json(&run_dir, paths::TRIALS, "trials", &history, &mut artifacts)?;

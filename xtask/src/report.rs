@@ -269,6 +269,10 @@ pub fn render(r: &ReportInput<'_>) -> String {
             t.mutation
                 .as_ref()
                 .map_or(String::new(), |m| format!(" ({m})"))
+                + &t.rungs.as_ref().map_or(String::new(), |r| {
+                    let path: Vec<String> = r.epochs.iter().map(usize::to_string).collect();
+                    format!("; epochs {}: {}", path.join(" → "), r.why)
+                })
         );
     }
 

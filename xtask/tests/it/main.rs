@@ -300,6 +300,56 @@ fn signals_are_detected_and_a_separate_test_file_is_the_test_split() {
 }
 
 #[test]
+fn successive_halving_continues_promoted_trials_in_the_pipeline() {
+    use autodl_artifacts::trial::SearchHistory;
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let data = Box::leak(
+        dataset("wine.csv")
+            .to_string_lossy()
+            .into_owned()
+            .into_boxed_str(),
+    );
+    let run = run_once(
+        &CELL,
+        "wine-halving",
+        &[
+            "--data",
+            data,
+            "--target",
+            "cultivar",
+            "--strategy",
+            "halving",
+            "--max-trials",
+            "9",
+        ],
+    );
+    let h: SearchHistory = read_json(&run.join(paths::TRIALS)).unwrap();
+    assert_eq!(h.strategy, "successive_halving");
+    assert_eq!(h.trials.len(), 9);
+    let rungs: Vec<&autodl_artifacts::trial::RungLog> =
+        h.trials.iter().map(|t| t.rungs.as_ref().unwrap()).collect();
+    assert!(
+        rungs.iter().all(|r| r.epochs[0] <= 3 && !r.why.is_empty()),
+        "{rungs:?}"
+    );
+    // Promoted trials went on from 3 epochs: their epoch counts grow rung by rung.
+    let promoted: Vec<_> = rungs.iter().filter(|r| r.epochs.len() > 1).collect();
+    assert!(!promoted.is_empty(), "{rungs:?}");
+    assert!(
+        promoted
+            .iter()
+            .all(|r| r.epochs.windows(2).all(|w| w[0] < w[1])),
+        "{rungs:?}"
+    );
+    let manifest: RunManifest = read_json(&run.join(paths::MANIFEST)).unwrap();
+    assert!(
+        manifest.test_metric.value > 0.8,
+        "{:?}",
+        manifest.test_metric
+    );
+}
+
+#[test]
 fn the_bench_worker_trains_and_reports() {
     let dir = Scratch::new("bench-worker");
     let rows = 300;
