@@ -607,22 +607,24 @@ mod tests {
         )
         .unwrap();
         assert!(h.trials.is_empty() && h.stopped_because.contains("time budget"));
-        let bad = SearchConfig {
-            strategy: Strategy::RegularizedEvolution {
+        for strategy in [
+            Strategy::RegularizedEvolution {
                 population: 1,
                 tournament: 3,
             },
-            budget: Budget::trials(3),
-        };
-        assert!(
-            search(
-                &bad,
-                &SearchSpace::for_data(3, 2),
-                &mut eval,
-                &RunContext::new(0, ".")
-            )
-            .is_err()
-        );
+            Strategy::SuccessiveHalving {
+                bracket: 2,
+                eta: 3,
+                min_epochs: 1,
+            },
+        ] {
+            let bad = SearchConfig {
+                strategy,
+                budget: Budget::trials(3),
+            };
+            let space = SearchSpace::for_data(3, 2);
+            assert!(search(&bad, &space, &mut eval, &RunContext::new(0, ".")).is_err());
+        }
     }
 
     /// An evaluator with a fidelity: the objective's score, approached as epochs grow
@@ -764,23 +766,6 @@ mod tests {
             h.trials
                 .iter()
                 .all(|t| t.rungs.as_ref().unwrap().why.contains("ended by itself"))
-        );
-        let bad = SearchConfig {
-            strategy: Strategy::SuccessiveHalving {
-                bracket: 2,
-                eta: 3,
-                min_epochs: 1,
-            },
-            budget: Budget::trials(3),
-        };
-        assert!(
-            search(
-                &bad,
-                &SearchSpace::for_data(10, 3),
-                &mut eval,
-                &RunContext::new(1, ".")
-            )
-            .is_err()
         );
     }
 }
