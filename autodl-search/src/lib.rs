@@ -42,6 +42,7 @@
 mod genome;
 mod graph;
 mod strategy;
+pub mod tpe;
 
 pub use genome::{Block, ConvBlock, Genome, Reduce, SearchSpace, Skip};
 pub use graph::check_dag;
