@@ -310,7 +310,12 @@ impl SearchSpace {
         };
         Genome {
             convs: (0..n_conv).map(|_| self.random_conv(rng)).collect(),
-            reduce: Self::random_reduce(rng),
+            // Without convolutions the reduction is unused: one canonical value.
+            reduce: if n_conv > 0 {
+                Self::random_reduce(rng)
+            } else {
+                Reduce::Flatten
+            },
             blocks: (0..n_dense).map(|i| self.random_block(rng, i)).collect(),
             hyperparams: self.random_hyperparams(rng),
         }

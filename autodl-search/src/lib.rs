@@ -39,6 +39,7 @@
 //! assert_eq!(history.trials.len(), 5);
 //! ```
 
+mod encoding;
 mod genome;
 mod graph;
 mod strategy;

@@ -28,6 +28,13 @@ pub enum Strategy {
         /// Tournament size.
         tournament: usize,
     },
+    /// Tree-structured Parzen Estimator over the genome's flat encoding (block counts, each
+    /// block's choices, every training option; conditional parameters), after
+    /// `startup_trials` random ones.
+    Tpe {
+        /// Random proposals before the model is used.
+        startup_trials: usize,
+    },
     /// Successive halving in repeated brackets, with epochs as the fidelity: each bracket
     /// trains `bracket` new candidates for `min_epochs`, keeps the best `1/eta` and continues
     /// them (from their checkpoints) to `eta` times the epochs, and so on until one is left,
@@ -61,12 +68,18 @@ impl Strategy {
         }
     }
 
+    /// TPE with Optuna's 10 random start-up trials.
+    pub fn default_tpe() -> Self {
+        Strategy::Tpe { startup_trials: 10 }
+    }
+
     /// Short name.
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::Random => "random",
             Strategy::RegularizedEvolution { .. } => "regularized_evolution",
             Strategy::SuccessiveHalving { .. } => "successive_halving",
+            Strategy::Tpe { .. } => "tpe",
         }
     }
 }
@@ -155,6 +168,9 @@ pub fn search(
     let mut trials: Vec<TrialRecord> = Vec::new();
     // Aging population of (trial index, genome, score).
     let mut population: VecDeque<(usize, Genome, f64)> = VecDeque::new();
+    // TPE's observations: encoded genomes and losses (negated scores).
+    let tpe_space = space.tpe_space();
+    let mut observed: Vec<(crate::tpe::Config, f64)> = Vec::new();
     ctx.progress
         .start("search", cfg.budget.max_trials.map(u64::from));
     let stopped_because = loop {
@@ -193,6 +209,19 @@ pub fn search(
                 let (child, what) = space.mutate(&best.1, &mut rng);
                 (child, "mutation", Some(best.0 as u32), Some(what))
             }
+            Strategy::Tpe { startup_trials } => {
+                let settings = crate::tpe::TpeSettings {
+                    startup_trials,
+                    ..Default::default()
+                };
+                let config = tpe_space.suggest(&observed, settings, &mut rng);
+                let by = if observed.len() < startup_trials {
+                    "random"
+                } else {
+                    "tpe"
+                };
+                (space.decode(&config), by, None, None)
+            }
             _ => (space.sample(&mut rng), "random", None, None),
         };
         let architecture = space.render(&genome);
@@ -204,6 +233,9 @@ pub fn search(
         let t0 = Instant::now();
         let outcome = evaluator.evaluate(n, &candidate);
         let score = outcome.score().unwrap_or(f64::NEG_INFINITY);
+        if let Strategy::Tpe { .. } = cfg.strategy {
+            observed.push((space.encode(&genome), -score));
+        }
         if let Strategy::RegularizedEvolution {
             population: size, ..
         } = cfg.strategy
@@ -625,6 +657,39 @@ mod tests {
             let space = SearchSpace::for_data(3, 2);
             assert!(search(&bad, &space, &mut eval, &RunContext::new(0, ".")).is_err());
         }
+    }
+
+    #[test]
+    fn tpe_starts_random_then_models_and_is_seeded() {
+        let untimed = |mut h: SearchHistory| {
+            for t in &mut h.trials {
+                (t.seconds, t.finished_at_secs) = (0.0, 0.0);
+            }
+            h
+        };
+        let a = untimed(run(Strategy::default_tpe(), 2, 30));
+        assert_eq!(a, untimed(run(Strategy::default_tpe(), 2, 30)));
+        let by: Vec<&str> = a.trials.iter().map(|t| t.proposed_by.as_str()).collect();
+        // One default (the MLP), random proposals up to the tenth, then the model.
+        assert_eq!(by[0], "default");
+        assert!(by[1..10].iter().all(|&b| b == "random"), "{by:?}");
+        assert!(by[10..].iter().all(|&b| b == "tpe"), "{by:?}");
+        // The model concentrates the learning rate near the objective's optimum (3e-3).
+        let distance = |trials: &[TrialRecord]| {
+            let d: Vec<f64> = trials
+                .iter()
+                .filter(|t| {
+                    !matches!(
+                        t.hyperparams.optimizer,
+                        autodl_artifacts::trial::Optimizer::Sgd { .. }
+                    )
+                })
+                .map(|t| (t.hyperparams.learning_rate / 3e-3).ln().abs())
+                .collect();
+            d.iter().sum::<f64>() / d.len().max(1) as f64
+        };
+        let (late, early) = (distance(&a.trials[20..]), distance(&a.trials[1..10]));
+        assert!(late < early, "late {late} early {early}");
     }
 
     /// An evaluator with a fidelity: the objective's score, approached as epochs grow

@@ -407,7 +407,9 @@ mod tests {
                 )
             };
             let (tpe, random) = (regret(true), regret(false));
-            eprintln!("median regret after 80 trials over 15 seeds: TPE {tpe:.4}, random {random:.4}");
+            eprintln!(
+                "median regret after 80 trials over 15 seeds: TPE {tpe:.4}, random {random:.4}"
+            );
             assert!(tpe >= -1e-9 && random >= -1e-9);
             assert!(
                 tpe < 0.5 * random,
