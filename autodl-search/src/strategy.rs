@@ -608,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn evolution_beats_random_on_a_known_objective() {
+    fn evolution_and_tpe_beat_random_on_a_known_objective() {
         // Mean best score over 10 seeds, 60 trials each.
         let mean_best = |s: &dyn Fn() -> Strategy| -> f64 {
             (0..10)
@@ -617,8 +617,10 @@ mod tests {
                 / 10.0
         };
         let evo = mean_best(&Strategy::default_evolution);
+        let tpe = mean_best(&Strategy::default_tpe);
         let random = mean_best(&|| Strategy::Random);
         assert!(evo > random, "evolution {evo} vs random {random}");
+        assert!(tpe > random, "TPE {tpe} vs random {random}");
     }
 
     #[test]

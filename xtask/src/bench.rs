@@ -200,7 +200,7 @@ fn bench_python(explicit: Option<&Path>) -> Result<PathBuf> {
         .map(|v| v.join("bin/python"))
         .filter(|p| p.exists())
         .context(
-            "no benchmark venv with PyTorch: run scripts/bench-venv.sh (installs torch from \
+            "no benchmark venv: run scripts/bench-venv.sh (installs torch and optuna from \
              PyPI into ~/.cache/autodl-bench-venv, about 5 GB) or pass --python",
         )?;
     Ok(python)
@@ -300,5 +300,175 @@ pub fn train(args: &TrainBenchArgs) -> Result<()> {
     autodl_artifacts::io::write_json(&args.out, &report)?;
     eprintln!("raw results: {}", args.out.display());
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// Settings of `cargo xtask bench search`.
+#[derive(Debug, Clone)]
+pub struct SearchBenchArgs {
+    pub trials: usize,
+    pub seeds: usize,
+    pub python: Option<PathBuf>,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct SamplerResult {
+    sampler: String,
+    median_final_regret: f64,
+    overhead_secs_per_trial: f64,
+    /// Median best-so-far regret after every trial.
+    median_curve: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct SearchBenchFunction {
+    function: String,
+    trials: usize,
+    seeds: usize,
+    autodl: SamplerResult,
+    optuna: SamplerResult,
+    optuna_version: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct OptunaOutput {
+    optuna: String,
+    curves: Vec<Vec<f64>>,
+    overhead_secs_per_trial: f64,
+}
+
+fn median_curve(curves: &[Vec<f64>]) -> Vec<f64> {
+    let n = curves.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n)
+        .map(|t| median(curves.iter().map(|c| c[t]).collect()))
+        .collect()
+}
+
+/// Our TPE against Optuna's on Branin and Hartmann-6: the same trials and seeds count;
+/// prints median regret curves, final regrets and the sampler overhead per trial.
+pub fn search(args: &SearchBenchArgs) -> Result<()> {
+    use autodl_search::tpe::{Config, TpeSettings, testfns};
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    if args.trials < 11 || args.seeds == 0 {
+        bail!("need --trials ≥ 11 (10 are random start-up trials) and --seeds ≥ 1");
+    }
+    let python = bench_python(args.python.as_deref())?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_search.py");
+    type TestFunction = (
+        &'static str,
+        autodl_search::tpe::TpeSpace,
+        fn(&Config) -> f64,
+        f64,
+    );
+    let functions: [TestFunction; 2] = [
+        (
+            "branin",
+            testfns::branin_space(),
+            testfns::branin,
+            testfns::BRANIN_MIN,
+        ),
+        (
+            "hartmann6",
+            testfns::hartmann6_space(),
+            testfns::hartmann6,
+            testfns::HARTMANN6_MIN,
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, space, f, optimum) in functions {
+        eprintln!(
+            "bench search: {name}, {} trials × {} seeds, TPE (10 random start-up trials, 24 candidates)",
+            args.trials, args.seeds
+        );
+        let mut curves = Vec::new();
+        let mut sampler_secs = 0.0;
+        for seed in 0..args.seeds as u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut history: Vec<(Config, f64)> = Vec::with_capacity(args.trials);
+            let (mut best, mut curve) = (f64::INFINITY, Vec::with_capacity(args.trials));
+            for _ in 0..args.trials {
+                let t0 = Instant::now();
+                let c = space.suggest(&history, TpeSettings::default(), &mut rng);
+                sampler_secs += t0.elapsed().as_secs_f64();
+                let loss = f(&c);
+                best = best.min(loss);
+                curve.push(best - optimum);
+                history.push((c, loss));
+            }
+            curves.push(curve);
+        }
+        let ours = SamplerResult {
+            sampler: "autodl TPE".into(),
+            median_final_regret: median(curves.iter().map(|c| c[c.len() - 1]).collect()),
+            overhead_secs_per_trial: sampler_secs / (args.trials * args.seeds) as f64,
+            median_curve: median_curve(&curves),
+        };
+        let out = Command::new(&python)
+            .arg(&script)
+            .args(["--function", name])
+            .args(["--trials", &args.trials.to_string()])
+            .args(["--seeds", &args.seeds.to_string()])
+            .output()
+            .context("starting the Optuna worker")?;
+        if !out.status.success() {
+            bail!(
+                "the Optuna worker failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .context("the Optuna worker printed no result")?;
+        let optuna: OptunaOutput = serde_json::from_str(line)?;
+        let theirs = SamplerResult {
+            sampler: format!("Optuna {} TPE", optuna.optuna),
+            median_final_regret: median(optuna.curves.iter().map(|c| c[c.len() - 1]).collect()),
+            overhead_secs_per_trial: optuna.overhead_secs_per_trial,
+            median_curve: median_curve(&optuna.curves),
+        };
+        println!(
+            "\n{name}: median best-so-far regret over {} seeds",
+            args.seeds
+        );
+        println!(
+            "| trials | autodl TPE | {} |\n|---:|---:|---:|",
+            theirs.sampler
+        );
+        let marks: Vec<usize> = (1..=args.trials)
+            .filter(|t| t % 10 == 0 || *t == args.trials)
+            .collect();
+        for t in marks {
+            println!(
+                "| {t} | {:.4} | {:.4} |",
+                ours.median_curve[t - 1],
+                theirs.median_curve[t - 1]
+            );
+        }
+        println!(
+            "final regret: autodl {:.4}, Optuna {:.4}; sampler overhead per trial: autodl {:.3} ms, Optuna {:.3} ms (Optuna / autodl = {:.0}×)",
+            ours.median_final_regret,
+            theirs.median_final_regret,
+            ours.overhead_secs_per_trial * 1e3,
+            theirs.overhead_secs_per_trial * 1e3,
+            theirs.overhead_secs_per_trial / ours.overhead_secs_per_trial
+        );
+        results.push(SearchBenchFunction {
+            function: name.into(),
+            trials: args.trials,
+            seeds: args.seeds,
+            autodl: ours,
+            optuna: theirs,
+            optuna_version: optuna.optuna,
+        });
+    }
+    autodl_artifacts::io::write_json(&args.out, &results)?;
+    eprintln!("raw results: {}", args.out.display());
     Ok(())
 }

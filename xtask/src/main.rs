@@ -42,6 +42,9 @@ enum StrategyArg {
     Evolution,
     /// Independent random samples.
     Random,
+    /// Tree-structured Parzen Estimator over the architecture and training options
+    /// (multivariate over the unconditional choices, as Optuna's default).
+    Tpe,
     /// Successive halving with epochs as the fidelity: brackets of 9 trained for 3 epochs,
     /// the best third continued from their checkpoints to 3× the epochs, until one trains to
     /// the end.
@@ -77,11 +80,30 @@ enum BenchCommand {
         #[arg(long, default_value = "runs/bench-train.json")]
         out: PathBuf,
     },
+    /// Search: autodl's TPE sampler against Optuna's on Branin and Hartmann-6.
+    ///
+    /// Same number of trials and of seeds, Optuna's default TPE settings on both sides.
+    /// Prints median best-so-far regret curves, final regrets, and each sampler's overhead per
+    /// trial. Needs Optuna in ~/.cache/autodl-bench-venv (scripts/bench-venv.sh) or --python.
+    Search {
+        /// Trials per seed.
+        #[arg(long, default_value_t = 100)]
+        trials: usize,
+        /// Seeds (independent runs) per sampler.
+        #[arg(long, default_value_t = 20)]
+        seeds: usize,
+        /// Python with optuna (default: the benchmark venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to write the raw results as JSON.
+        #[arg(long, default_value = "runs/bench-search.json")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Benchmarks against peers (PyTorch for training).
+    /// Benchmarks against peers (PyTorch for training, Optuna for search).
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
@@ -197,6 +219,21 @@ fn main() -> ExitCode {
             out,
         })
         .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchCommand::Search {
+                    trials,
+                    seeds,
+                    python,
+                    out,
+                },
+        } => bench::search(&bench::SearchBenchArgs {
+            trials,
+            seeds,
+            python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
         Command::BenchWorker {
             x,
             y,
@@ -231,6 +268,7 @@ fn main() -> ExitCode {
                 StrategyArg::Evolution => autodl_search::Strategy::default_evolution(),
                 StrategyArg::Random => autodl_search::Strategy::Random,
                 StrategyArg::Halving => autodl_search::Strategy::default_halving(),
+                StrategyArg::Tpe => autodl_search::Strategy::default_tpe(),
             },
             grid_g_per_kwh,
         })
