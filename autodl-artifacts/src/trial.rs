@@ -267,6 +267,9 @@ pub struct TrialRecord {
 pub struct RungLog {
     /// Total epochs reached at each rung it was evaluated at.
     pub epochs: Vec<usize>,
+    /// The selection score at each of those rungs (`None` where it was not finite).
+    #[serde(default)]
+    pub scores: Vec<Option<f64>>,
     /// Why it stopped where it did (eliminated at a rung, finished, or out of budget), with
     /// its rank at its last rung.
     pub why: String,

@@ -35,6 +35,18 @@ pub enum Strategy {
         /// Random proposals before the model is used.
         startup_trials: usize,
     },
+    /// BOHB (Falkner et al. 2018): successive halving whose new candidates come from TPE,
+    /// fitted on the scores at the highest rung with at least 10 observations (random until
+    /// then); the same brackets, eta and first-rung epochs as
+    /// [`Strategy::SuccessiveHalving`].
+    Bohb {
+        /// New candidates per bracket.
+        bracket: usize,
+        /// Keep the best `1/eta` at each rung.
+        eta: usize,
+        /// Epochs at the first rung.
+        min_epochs: usize,
+    },
     /// Successive halving in repeated brackets, with epochs as the fidelity: each bracket
     /// trains `bracket` new candidates for `min_epochs`, keeps the best `1/eta` and continues
     /// them (from their checkpoints) to `eta` times the epochs, and so on until one is left,
@@ -68,6 +80,15 @@ impl Strategy {
         }
     }
 
+    /// BOHB with brackets of 9, eta 3, and 3 epochs at the first rung.
+    pub fn default_bohb() -> Self {
+        Strategy::Bohb {
+            bracket: 9,
+            eta: 3,
+            min_epochs: 3,
+        }
+    }
+
     /// TPE with Optuna's 10 random start-up trials.
     pub fn default_tpe() -> Self {
         Strategy::Tpe { startup_trials: 10 }
@@ -80,6 +101,7 @@ impl Strategy {
             Strategy::RegularizedEvolution { .. } => "regularized_evolution",
             Strategy::SuccessiveHalving { .. } => "successive_halving",
             Strategy::Tpe { .. } => "tpe",
+            Strategy::Bohb { .. } => "bohb",
         }
     }
 }
@@ -135,6 +157,11 @@ impl SearchConfig {
             bracket,
             eta,
             min_epochs,
+        }
+        | Strategy::Bohb {
+            bracket,
+            eta,
+            min_epochs,
         } = self.strategy
             && (eta < 2 || bracket < eta || min_epochs < 1)
         {
@@ -155,13 +182,29 @@ pub fn search(
     ctx: &RunContext,
 ) -> Result<SearchHistory> {
     cfg.validate()?;
-    if let Strategy::SuccessiveHalving {
-        bracket,
-        eta,
-        min_epochs,
-    } = cfg.strategy
-    {
-        return search_halving(cfg, space, evaluator, ctx, (bracket, eta, min_epochs));
+    match cfg.strategy {
+        Strategy::SuccessiveHalving {
+            bracket,
+            eta,
+            min_epochs,
+        } => {
+            return search_halving(
+                cfg,
+                space,
+                evaluator,
+                ctx,
+                (bracket, eta, min_epochs),
+                false,
+            );
+        }
+        Strategy::Bohb {
+            bracket,
+            eta,
+            min_epochs,
+        } => {
+            return search_halving(cfg, space, evaluator, ctx, (bracket, eta, min_epochs), true);
+        }
+        _ => {}
     }
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.derive_seed("search"));
@@ -304,14 +347,48 @@ fn budget_exhausted(
         .then(|| "stopped by the caller (deadline or cancellation)".to_string())
 }
 
-/// Successive halving in brackets; see [`Strategy::SuccessiveHalving`].
+/// TPE observations for BOHB: encoded genomes with their negated scores at the highest rung
+/// that at least `needed` trials reached with a finite score.
+fn rung_observations(
+    space: &SearchSpace,
+    trials: &[TrialRecord],
+    genomes: &[Genome],
+    needed: usize,
+) -> Option<Vec<(crate::tpe::Config, f64)>> {
+    let at_rung = |r: usize| -> Vec<(crate::tpe::Config, f64)> {
+        trials
+            .iter()
+            .filter_map(|t| {
+                let score = (*t.rungs.as_ref()?.scores.get(r)?)?;
+                Some((space.encode(&genomes[t.trial as usize]), -score))
+            })
+            .collect()
+    };
+    let deepest = trials
+        .iter()
+        .filter_map(|t| t.rungs.as_ref().map(|r| r.scores.len()))
+        .max()?;
+    (0..deepest)
+        .rev()
+        .map(at_rung)
+        .find(|obs| obs.len() >= needed)
+}
+
+/// Successive halving in brackets; see [`Strategy::SuccessiveHalving`]. With `model`, new
+/// candidates come from TPE (BOHB).
 fn search_halving(
     cfg: &SearchConfig,
     space: &SearchSpace,
     evaluator: &mut dyn Evaluator,
     ctx: &RunContext,
     (bracket, eta, min_epochs): (usize, usize, usize),
+    model: bool,
 ) -> Result<SearchHistory> {
+    let tpe_space = space.tpe_space();
+    let settings = crate::tpe::TpeSettings {
+        startup_trials: 0,
+        ..Default::default()
+    };
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.derive_seed("search"));
     let defaults = space.defaults();
@@ -344,9 +421,12 @@ fn search_halving(
             .rungs
             .get_or_insert(autodl_artifacts::trial::RungLog {
                 epochs: Vec::new(),
+                scores: Vec::new(),
                 why: String::new(),
             });
         log.epochs.push(reached);
+        log.scores
+            .push(record.outcome.score().filter(|s| s.is_finite()));
         finished || !record.outcome.score().is_some_and(f64::is_finite)
     };
     let set_why = |trials: &mut Vec<TrialRecord>, id: u32, why: String| {
@@ -369,8 +449,18 @@ fn search_halving(
                 break 'search why;
             }
             let n = trials.len();
+            let observed = if model {
+                rung_observations(space, &trials, &genomes, 10)
+            } else {
+                None
+            };
             let (genome, proposed_by, parent, mutation) = if n < defaults.len() {
                 (defaults[n].clone(), "default", None, None)
+            } else if let Some(observed) = observed {
+                let config = tpe_space.suggest(&observed, settings, &mut rng);
+                (space.decode(&config), "tpe", None, None)
+            } else if model {
+                (space.sample(&mut rng), "random", None, None)
             } else if k % 2 == 0 && !ranked.is_empty() {
                 let (parent, _) = *ranked[..ranked.len().min(3)]
                     .choose(&mut rng)
@@ -811,6 +901,29 @@ mod tests {
         assert_eq!(eval.discarded.len(), 9);
         assert_eq!(h.best_trial, Some(finished[0].trial));
         assert_eq!(eval.calls, 9 + 3 + 1 + 1);
+    }
+
+    #[test]
+    fn bohb_proposes_from_tpe_once_a_rung_has_ten_scores() {
+        let cfg = SearchConfig {
+            strategy: Strategy::default_bohb(),
+            budget: Budget::trials(36),
+        };
+        let mut eval = Rising::default();
+        let space = SearchSpace::for_data(10, 3);
+        let h = search(&cfg, &space, &mut eval, &RunContext::new(6, ".")).unwrap();
+        assert_eq!(h.strategy, "bohb");
+        assert_eq!(h.trials.len(), 36);
+        let by: Vec<&str> = h.trials.iter().map(|t| t.proposed_by.as_str()).collect();
+        // The first bracket (9 first-rung scores) is the default and random draws; from the
+        // second bracket's second member on, the first rung has ten scores and TPE proposes.
+        assert!(by[..10].iter().all(|&b| b != "tpe"), "{by:?}");
+        assert!(by[10..].iter().all(|&b| b == "tpe"), "{by:?}");
+        for t in &h.trials {
+            let r = t.rungs.as_ref().unwrap();
+            assert_eq!(r.scores.len(), r.epochs.len());
+            assert_eq!(*r.scores.last().unwrap(), t.outcome.score());
+        }
     }
 
     #[test]

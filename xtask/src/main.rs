@@ -45,6 +45,9 @@ enum StrategyArg {
     /// Tree-structured Parzen Estimator over the architecture and training options
     /// (multivariate over the unconditional choices, as Optuna's default).
     Tpe,
+    /// BOHB: successive halving whose new candidates come from TPE fitted on the deepest
+    /// rung with ten scores.
+    Bohb,
     /// Successive halving with epochs as the fidelity: brackets of 9 trained for 3 epochs,
     /// the best third continued from their checkpoints to 3× the epochs, until one trains to
     /// the end.
@@ -269,6 +272,7 @@ fn main() -> ExitCode {
                 StrategyArg::Random => autodl_search::Strategy::Random,
                 StrategyArg::Halving => autodl_search::Strategy::default_halving(),
                 StrategyArg::Tpe => autodl_search::Strategy::default_tpe(),
+                StrategyArg::Bohb => autodl_search::Strategy::default_bohb(),
             },
             grid_g_per_kwh,
         })
