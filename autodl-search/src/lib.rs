@@ -39,6 +39,7 @@
 //! assert_eq!(history.trials.len(), 5);
 //! ```
 
+pub mod analysis;
 mod encoding;
 mod genome;
 mod graph;

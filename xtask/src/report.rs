@@ -53,6 +53,100 @@ fn with_unit(x: f64, unit: &str) -> String {
 }
 
 /// A text bar of `width` characters for a value in [0, 1].
+/// The accuracy–size trade-off (Pareto front and a scatter plot) and the factors' importance.
+fn search_analysis(s: &mut String, h: &SearchHistory) {
+    let front = autodl_search::analysis::pareto_front(h);
+    let done: Vec<&autodl_artifacts::trial::TrialRecord> = h
+        .trials
+        .iter()
+        .filter(|t| t.outcome.score().is_some_and(f64::is_finite))
+        .collect();
+    if done.len() >= 2 {
+        let _ = writeln!(
+            s,
+            "\n### Accuracy against size\n\nThe Pareto front: no other trial is both smaller and \
+             better on the selection score (the validation metric, ties broken by validation \
+             cross-entropy).\n\n| trial | parameters | validation | score | architecture |\n|---|---|---|---|---|"
+        );
+        for id in &front {
+            let t = done
+                .iter()
+                .find(|t| t.trial == *id)
+                .expect("front trials completed");
+            let value = match &t.outcome {
+                TrialOutcome::Completed { valid_metric, .. } => num(valid_metric.value),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {value} | {:.6} | {} |",
+                t.trial,
+                t.parameters,
+                t.outcome.score().unwrap_or(f64::NAN),
+                t.architecture.describe()
+            );
+        }
+        // A scatter plot: parameters on a log scale across, score up; ● marks the front.
+        let (w, rows) = (60usize, 12usize);
+        let xs: Vec<f64> = done
+            .iter()
+            .map(|t| (t.parameters.max(1) as f64).ln())
+            .collect();
+        let ys: Vec<f64> = done
+            .iter()
+            .map(|t| t.outcome.score().unwrap_or(0.0))
+            .collect();
+        let span = |v: &[f64]| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, if hi > lo { hi - lo } else { 1.0 })
+        };
+        let ((x0, xr), (y0, yr)) = (span(&xs), span(&ys));
+        let mut grid = vec![vec![' '; w]; rows];
+        for (k, t) in done.iter().enumerate() {
+            let c = (((xs[k] - x0) / xr) * (w - 1) as f64).round() as usize;
+            let r = rows - 1 - (((ys[k] - y0) / yr) * (rows - 1) as f64).round() as usize;
+            let on_front = front.contains(&t.trial);
+            if on_front || grid[r][c] == ' ' {
+                grid[r][c] = if on_front { '●' } else { '·' };
+            }
+        }
+        let _ = writeln!(s, "\n```\nscore {:.4}", y0 + yr);
+        for row in grid {
+            let _ = writeln!(s, "  │{}", row.into_iter().collect::<String>());
+        }
+        let _ = writeln!(
+            s,
+            "  └{}\nscore {:.4} · parameters {} … {} (log scale)\n```",
+            "─".repeat(w),
+            y0,
+            x0.exp().round(),
+            (x0 + xr).exp().round()
+        );
+    }
+    let importance = autodl_search::analysis::importance(h);
+    if !importance.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### What mattered\n\nShare of the variance of the validation score explained by each \
+             factor alone (correlation ratio η² over {} completed trials; continuous factors cut at \
+             their quartiles). A first-order reading: interactions are not separated, and factors with \
+             more levels look stronger on few trials.\n\n| factor | η² | levels |\n|---|---|---|",
+            done.len()
+        );
+        for i in importance {
+            let _ = writeln!(
+                s,
+                "| {} | {:.3} {} | {} |",
+                i.factor,
+                i.eta_squared,
+                bar(i.eta_squared, 20),
+                i.levels
+            );
+        }
+    }
+}
+
 fn bar(fraction: f64, width: usize) -> String {
     let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
     format!("{}{}", "█".repeat(filled), "·".repeat(width - filled))
@@ -275,6 +369,8 @@ pub fn render(r: &ReportInput<'_>) -> String {
                 })
         );
     }
+
+    search_analysis(&mut s, h);
 
     let _ = writeln!(s, "\n## Model\n");
     let hp = &r.model.hyperparams;
