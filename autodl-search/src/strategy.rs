@@ -250,7 +250,19 @@ pub fn search(
                     .max_by(|a, b| a.2.total_cmp(&b.2))
                     .expect("tournament is non-empty");
                 let (child, what) = space.mutate(&best.1, &mut rng);
-                (child, "mutation", Some(best.0 as u32), Some(what))
+                // Why this parent: the tournament it won.
+                let rivals: Vec<String> = contenders
+                    .iter()
+                    .filter(|c| c.0 != best.0)
+                    .map(|c| format!("{} ({})", c.0, score_text(c.2)))
+                    .collect();
+                let why = format!(
+                    "{what}; parent won a tournament of {} with score {} against trials {}",
+                    contenders.len(),
+                    score_text(best.2),
+                    rivals.join(", ")
+                );
+                (child, "mutation", Some(best.0 as u32), Some(why))
             }
             Strategy::Tpe { startup_trials } => {
                 let settings = crate::tpe::TpeSettings {
@@ -462,11 +474,14 @@ fn search_halving(
             } else if model {
                 (space.sample(&mut rng), "random", None, None)
             } else if k % 2 == 0 && !ranked.is_empty() {
-                let (parent, _) = *ranked[..ranked.len().min(3)]
-                    .choose(&mut rng)
-                    .expect("non-empty");
+                let top = ranked.len().min(3);
+                let (parent, score) = *ranked[..top].choose(&mut rng).expect("non-empty");
                 let (child, what) = space.mutate(&genomes[parent as usize], &mut rng);
-                (child, "mutation", Some(parent), Some(what))
+                let why = format!(
+                    "{what}; parent drawn from the {top} best trials so far (score {})",
+                    score_text(score)
+                );
+                (child, "mutation", Some(parent), Some(why))
             } else {
                 (space.sample(&mut rng), "random", None, None)
             };
@@ -592,6 +607,14 @@ fn progress(ctx: &RunContext, trials: &[TrialRecord], id: u32) {
     );
 }
 
+fn score_text(score: f64) -> String {
+    if score.is_finite() {
+        format!("{score:.4}")
+    } else {
+        "none".into()
+    }
+}
+
 fn describe(outcome: &TrialOutcome) -> String {
     match outcome {
         TrialOutcome::Completed { valid_metric, .. } => {
@@ -688,6 +711,17 @@ mod tests {
             a.trials
                 .iter()
                 .any(|t| t.proposed_by == "mutation" && t.parent.is_some() && t.mutation.is_some())
+        );
+        // Every mutation says why its parent was chosen.
+        assert!(
+            a.trials
+                .iter()
+                .filter(|t| t.proposed_by == "mutation")
+                .all(|t| t
+                    .mutation
+                    .as_ref()
+                    .unwrap()
+                    .contains("won a tournament of 4"))
         );
         let (done, diverged, failed) = a.counts();
         assert_eq!(done + diverged + failed, 40);
