@@ -870,15 +870,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn successive_halving_promotes_the_best_third_and_continues_them() {
+    /// A search over a 10-input, 3-class space with the [`Rising`] evaluator.
+    fn run_rising(strategy: Strategy, trials: u32, seed: u64) -> (SearchHistory, Rising) {
         let cfg = SearchConfig {
-            strategy: Strategy::default_halving(),
-            budget: Budget::trials(9),
+            strategy,
+            budget: Budget::trials(trials),
         };
         let mut eval = Rising::default();
         let space = SearchSpace::for_data(10, 3);
-        let h = search(&cfg, &space, &mut eval, &RunContext::new(4, ".")).unwrap();
+        let h = search(&cfg, &space, &mut eval, &RunContext::new(seed, ".")).unwrap();
+        (h, eval)
+    }
+
+    #[test]
+    fn successive_halving_promotes_the_best_third_and_continues_them() {
+        let (h, eval) = run_rising(Strategy::default_halving(), 9, 4);
         assert_eq!(h.strategy, "successive_halving");
         assert_eq!(h.trials.len(), 9);
         let rungs = |t: &TrialRecord| t.rungs.as_ref().unwrap().epochs.clone();
@@ -939,13 +945,7 @@ mod tests {
 
     #[test]
     fn bohb_proposes_from_tpe_once_a_rung_has_ten_scores() {
-        let cfg = SearchConfig {
-            strategy: Strategy::default_bohb(),
-            budget: Budget::trials(36),
-        };
-        let mut eval = Rising::default();
-        let space = SearchSpace::for_data(10, 3);
-        let h = search(&cfg, &space, &mut eval, &RunContext::new(6, ".")).unwrap();
+        let (h, _) = run_rising(Strategy::default_bohb(), 36, 6);
         assert_eq!(h.strategy, "bohb");
         assert_eq!(h.trials.len(), 36);
         let by: Vec<&str> = h.trials.iter().map(|t| t.proposed_by.as_str()).collect();

@@ -71,11 +71,19 @@ fn learns_and_keeps_the_best_epoch() {
         .fold(f64::MIN, f64::max);
     assert_eq!(r.history[best_epoch - 1].valid_metric, best);
     // The returned weights reproduce the best epoch's validation accuracy.
-    let out = predict(&arch, r.weights.as_ref().unwrap(), Task::Binary, &va.x).unwrap();
-    assert_eq!(
-        Task::Binary.metric().compute(&out, &va.y),
-        valid_metric.value
-    );
+    reproduces_validation(&arch, &r, &va, valid_metric.value);
+}
+
+/// The weights a run returned give back the validation metric it reported (binary task).
+pub(crate) fn reproduces_validation(
+    arch: &ArchitectureSpec,
+    r: &autodl_train::TrainResult,
+    va: &SplitData,
+    reported: f64,
+) -> Matrix {
+    let out = predict(arch, r.weights.as_ref().unwrap(), Task::Binary, &va.x).unwrap();
+    assert_eq!(Task::Binary.metric().compute(&out, &va.y), reported);
+    out
 }
 
 #[test]

@@ -8,7 +8,7 @@ use autodl_train::{
     Fidelity, TrainData, balanced_class_weights, learning_rate_at, predict, train, train_with,
 };
 
-use crate::two_blobs;
+use crate::{reproduces_validation, two_blobs};
 
 /// Uniform numbers in [-1, 1) from a seed.
 fn uniform(seed: u64) -> impl FnMut() -> f32 {
@@ -155,11 +155,7 @@ fn a_signal_cnn_learns_translated_bumps_and_predicts_what_it_validated() {
         panic!("{:?}", r.outcome)
     };
     assert!(valid_metric.value > 0.95, "{valid_metric:?}");
-    let out = predict(&arch, r.weights.as_ref().unwrap(), Task::Binary, &va.x).unwrap();
-    assert_eq!(
-        Task::Binary.metric().compute(&out, &va.y),
-        valid_metric.value
-    );
+    reproduces_validation(&arch, &r, &va, valid_metric.value);
 }
 
 #[test]
@@ -196,11 +192,7 @@ fn an_image_cnn_with_every_grid_op_is_bit_identical_per_seed() {
         best_epoch < epochs,
         "the check needs epochs after the best one"
     );
-    let out = predict(&arch, r.weights.as_ref().unwrap(), Task::Binary, &va.x).unwrap();
-    assert_eq!(
-        Task::Binary.metric().compute(&out, &va.y),
-        valid_metric.value
-    );
+    let out = reproduces_validation(&arch, &r, &va, valid_metric.value);
     // The validation loss too: batch-norm statistics that kept drifting after the best epoch
     // (burn shares them between module clones) change it even where accuracy survives.
     let log_loss = (0..out.n_rows)
