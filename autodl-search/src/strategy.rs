@@ -216,21 +216,12 @@ pub fn search(
     let mut observed: Vec<(crate::tpe::Config, f64)> = Vec::new();
     ctx.progress
         .start("search", cfg.budget.max_trials.map(u64::from));
+    let defaults = space.defaults();
     let stopped_because = loop {
         let n = trials.len() as u32;
-        if cfg.budget.max_trials.is_some_and(|m| n >= m) {
-            break format!("trial budget of {n} reached");
+        if let Some(why) = budget_exhausted(cfg, ctx, start, Some(n)) {
+            break why;
         }
-        if let Some(s) = cfg.budget.seconds
-            && start.elapsed().as_secs_f64() >= s
-        {
-            break format!("time budget of {s} s reached");
-        }
-        if ctx.should_stop() {
-            break "stopped by the caller (deadline or cancellation)".into();
-        }
-
-        let defaults = space.defaults();
         let (genome, proposed_by, parent, mutation) = match cfg.strategy {
             _ if (n as usize) < defaults.len() => {
                 (defaults[n as usize].clone(), "default", None, None)
@@ -314,18 +305,20 @@ pub fn search(
             rungs: None,
             finished_at_secs: start.elapsed().as_secs_f64(),
         });
-        let best = best_trial(&trials).and_then(|b| trials[b as usize].outcome.score());
-        ctx.progress.update(
-            trials.len() as u64,
-            &format!(
-                "trial {n}: {} · best score {}",
-                describe(&trials[n as usize].outcome),
-                best.map_or("-".into(), |b| format!("{b:.4}"))
-            ),
-        );
+        progress(ctx, &trials, n);
     };
+    Ok(finish(cfg, ctx, trials, stopped_because))
+}
+
+/// Reports the end and wraps the trials into the history.
+fn finish(
+    cfg: &SearchConfig,
+    ctx: &RunContext,
+    trials: Vec<TrialRecord>,
+    stopped_because: String,
+) -> SearchHistory {
     ctx.progress.finish(&stopped_because);
-    Ok(SearchHistory {
+    SearchHistory {
         schema_version: SCHEMA_VERSION,
         strategy: cfg.strategy.name().into(),
         seed: ctx.seed,
@@ -334,7 +327,7 @@ pub fn search(
         best_trial: best_trial(&trials),
         trials,
         stopped_because,
-    })
+    }
 }
 
 /// Why the budget says stop, if it does: `new_trials` is how many trials exist (the trial cap
@@ -576,31 +569,22 @@ fn search_halving(
             alive = next;
         }
     };
-    ctx.progress.finish(&stopped_because);
-    Ok(SearchHistory {
-        schema_version: SCHEMA_VERSION,
-        strategy: cfg.strategy.name().into(),
-        seed: ctx.seed,
-        budget_secs: cfg.budget.seconds,
-        max_trials: cfg.budget.max_trials,
-        best_trial: best_trial(&trials),
-        trials,
-        stopped_because,
-    })
+    Ok(finish(cfg, ctx, trials, stopped_because))
 }
 
+/// One progress line after trial `id` (with its epochs when it has fidelity rungs).
 fn progress(ctx: &RunContext, trials: &[TrialRecord], id: u32) {
     let best = best_trial(trials).and_then(|b| trials[b as usize].outcome.score());
     let t = &trials[id as usize];
-    let epochs = t
+    let at = t
         .rungs
         .as_ref()
-        .and_then(|r| r.epochs.last().copied())
-        .unwrap_or(0);
+        .and_then(|r| r.epochs.last())
+        .map_or(String::new(), |e| format!(" at {e} epochs"));
     ctx.progress.update(
         trials.len() as u64,
         &format!(
-            "trial {id} at {epochs} epochs: {} · best score {}",
+            "trial {id}{at}: {} · best score {}",
             describe(&t.outcome),
             best.map_or("-".into(), |b| format!("{b:.4}"))
         ),
