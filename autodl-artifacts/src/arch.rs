@@ -246,12 +246,18 @@ pub enum Op {
         /// Step along each slid axis.
         stride: usize,
     },
-    /// Non-overlapping pooling over a grid (window and stride `size`, no padding, floor).
+    /// Pooling over a grid. By default non-overlapping (window and stride `size`, no padding,
+    /// floor); with `same`, stride 1 and `size / 2` padding so that an odd window keeps the
+    /// grid's size (the pooling edge of a cell), where padding never enters a maximum and an
+    /// average counts only positions inside the grid.
     Pool {
         /// Max or average.
         kind: PoolKind,
         /// Window size along each slid axis.
         size: usize,
+        /// Stride 1 with `size / 2` padding instead of non-overlapping windows.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        same: bool,
     },
     /// Pooling over all positions of a grid, giving one value per channel (a vector).
     GlobalPool {
@@ -287,7 +293,11 @@ impl Op {
                 kernel,
                 stride,
             } => format!("conv({filters},k{kernel},s{stride})"),
-            Op::Pool { kind, size } => format!("{}_pool({size})", kind.label()),
+            Op::Pool { kind, size, same } => format!(
+                "{}_pool({size}{})",
+                kind.label(),
+                if *same { ",same" } else { "" }
+            ),
             Op::GlobalPool { kind } => format!("global_{}_pool", kind.label()),
             Op::Flatten => "flatten".into(),
             Op::Add => "add".into(),
@@ -582,10 +592,14 @@ impl ArchitectureSpec {
                         width,
                     }
                 }
-                Op::Pool { size, .. } => {
+                Op::Pool { size, same, .. } => {
                     let (channels, h, w) = grid()?;
                     positive(*size, "pool size")?;
-                    let (height, width) = slide(h, w, *size, *size, 0)?;
+                    let (height, width) = if *same {
+                        slide(h, w, *size, 1, size / 2)?
+                    } else {
+                        slide(h, w, *size, *size, 0)?
+                    };
                     Shape::Grid {
                         channels,
                         height,
@@ -862,6 +876,7 @@ mod tests {
                 Op::Pool {
                     kind: PoolKind::Max,
                     size: 2,
+                    same: false,
                 },
                 Op::Flatten,
                 Op::Output { units: 10 },
@@ -949,6 +964,7 @@ mod tests {
                 Op::Pool {
                     kind: PoolKind::Max,
                     size: 5,
+                    same: false,
                 },
                 Op::Flatten,
                 Op::Output { units: 2 },

@@ -286,18 +286,24 @@ fn emit_network(
                     ],
                 )
             }
-            Op::Pool { kind, size } => {
+            Op::Pool { kind, size, same } => {
                 let op = match kind {
                     PoolKind::Max => "MaxPool",
                     PoolKind::Average => "AveragePool",
                 };
                 let k = window(in_height, *size);
-                b.node(
-                    op,
-                    &name,
-                    &[x],
-                    vec![attr_ints("kernel_shape", &k), attr_ints("strides", &k)],
-                )
+                let attrs = if *same {
+                    let [ph, pw] = [k[0] / 2, k[1] / 2];
+                    // AveragePool's count_include_pad defaults to 0: padding is not averaged.
+                    vec![
+                        attr_ints("kernel_shape", &k),
+                        attr_ints("strides", &[1, 1]),
+                        attr_ints("pads", &[ph, pw, ph, pw]),
+                    ]
+                } else {
+                    vec![attr_ints("kernel_shape", &k), attr_ints("strides", &k)]
+                };
+                b.node(op, &name, &[x], attrs)
             }
             Op::GlobalPool { kind } => {
                 let op = match kind {

@@ -4,6 +4,7 @@
 
 use autodl_artifacts::arch::PoolKind;
 
+use crate::cell::{Cell, CellOp};
 use crate::genome::{Block, ConvBlock, Genome, Reduce, SearchSpace, Skip};
 use crate::tpe::{Config, Param, ParamKind, TpeSpace};
 
@@ -77,6 +78,24 @@ impl Walk<'_> {
     }
 }
 
+impl SearchSpace {
+    /// The six edge choices of a cell, active `when` given; reads back a connected cell (see
+    /// [`Cell::repaired`]), with `current`'s edges or convolutions where a value is absent.
+    fn walk_cell(
+        w: &mut Walk<'_>,
+        when: Option<(usize, Vec<usize>)>,
+        current: Option<Cell>,
+    ) -> Cell {
+        let mut edges = [CellOp::Conv; 6];
+        for (k, &(from, to)) in Cell::EDGES.iter().enumerate() {
+            let now = current.map(|c| position(&CellOp::ALL, &c.edges[k]));
+            let read = w.cat(format!("cell.edge{from}{to}"), 4, when.clone(), now);
+            edges[k] = read.or(now).map_or(CellOp::Conv, |i| CellOp::ALL[i.min(3)]);
+        }
+        Cell { edges }.repaired()
+    }
+}
+
 fn position<T: PartialEq>(list: &[T], value: &T) -> usize {
     list.iter().position(|v| v == value).unwrap_or(0)
 }
@@ -104,6 +123,14 @@ impl SearchSpace {
     /// One pass over the parameters. With `genome`, writes its values; otherwise builds the
     /// genome from what the walk reads (defaults where a value is absent).
     fn walk(&self, w: &mut Walk<'_>, genome: Option<&Genome>) -> Genome {
+        if let Some(skeleton) = &self.only_cells {
+            let mut g = genome.cloned().unwrap_or_else(|| (**skeleton).clone());
+            let cell = Self::walk_cell(w, None, g.cell);
+            if genome.is_none() {
+                g.cell = Some(cell);
+            }
+            return g;
+        }
         let mut g = genome
             .cloned()
             .unwrap_or_else(|| self.defaults().pop().expect("an MLP default"));
@@ -186,8 +213,23 @@ impl SearchSpace {
                 None,
                 Some(position(&REDUCES, &g.reduce)),
             );
+            let cell = if self.offer_cells {
+                // A cell needs at least one convolutional block; its edges need the cell.
+                let cell_at = w.next_index();
+                let has = w.cat(
+                    "cell".into(),
+                    2,
+                    Some((at, (1..=max_conv).collect())),
+                    (!g.convs.is_empty()).then_some(usize::from(g.cell.is_some())),
+                );
+                let cell = Self::walk_cell(w, Some((cell_at, vec![1])), g.cell);
+                (has == Some(1) && !convs.is_empty()).then_some(cell)
+            } else {
+                None
+            };
             if genome.is_none() {
                 g.convs = convs;
+                g.cell = cell;
                 g.reduce = REDUCES[get(reduce, 0)];
             }
         }
@@ -430,6 +472,24 @@ mod tests {
             },
         ] {
             let space = SearchSpace::for_input(64, shape, 10);
+            check_round_trips(&space);
+        }
+        let cells = SearchSpace::cell_benchmark(
+            64,
+            InputShape::Signal {
+                channels: 1,
+                length: 64,
+            },
+            10,
+            8,
+            5,
+        );
+        assert_eq!(cells.tpe_space().params.len(), 6);
+        check_round_trips(&cells);
+    }
+
+    fn check_round_trips(space: &SearchSpace) {
+        {
             let tpe = space.tpe_space();
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             for _ in 0..50 {

@@ -1,5 +1,5 @@
-//! The search space: genomes of convolutional and dense blocks plus training options, their
-//! sampling, mutation and rendering to a DAG.
+//! The search space: genomes of convolutional blocks, stacked cells and dense blocks plus
+//! training options, their sampling, mutation and rendering to a DAG.
 
 use autodl_artifacts::SCHEMA_VERSION;
 use autodl_artifacts::arch::{
@@ -9,6 +9,8 @@ use autodl_artifacts::arch::{
 use autodl_artifacts::trial::{Hyperparams, LrSchedule, Optimizer, RegressionLoss};
 use rand::Rng;
 use rand::seq::IndexedRandom;
+
+use crate::cell::{Cell, CellOp};
 
 /// How a block's skip connection merges with the block's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,10 @@ pub enum Reduce {
 pub struct Genome {
     /// Convolutional blocks (empty for vector inputs).
     pub convs: Vec<ConvBlock>,
+    /// A cell stacked [`SearchSpace::cells_per_stage`] times after every convolutional block
+    /// (the NAS-Bench-201 pattern: the blocks set channels and resolution, the cells compute);
+    /// always connected.
+    pub cell: Option<Cell>,
     /// How the last grid becomes a vector (ignored without convolutional blocks, where a
     /// spatial input is flattened).
     pub reduce: Reduce,
@@ -92,6 +98,13 @@ pub struct SearchSpace {
     pub max_blocks: usize,
     /// At most this many convolutional blocks (0 for vector inputs).
     pub max_conv_blocks: usize,
+    /// Whether genomes with convolutional blocks may carry a cell.
+    pub offer_cells: bool,
+    /// How many copies of the cell follow each convolutional block.
+    pub cells_per_stage: usize,
+    /// When set, only the cell is searched: every candidate is this genome with a connected
+    /// cell of its own (the space of the NAS table, `cargo xtask bench nas-table`).
+    pub only_cells: Option<Box<Genome>>,
     /// Block widths.
     pub widths: Vec<usize>,
     /// Convolution filter counts.
@@ -153,6 +166,9 @@ impl SearchSpace {
             outputs,
             max_blocks: 4,
             max_conv_blocks: if spatial { 4 } else { 0 },
+            offer_cells: spatial,
+            cells_per_stage: 1,
+            only_cells: None,
             widths: vec![32, 64, 128, 256, 512],
             filters: vec![16, 32, 64],
             kernels: match input_shape {
@@ -295,9 +311,69 @@ impl SearchSpace {
         }
     }
 
+    /// The cell space of the NAS table (`cargo xtask bench nas-table`), after NAS-Bench-201's
+    /// macro skeleton scaled down: a stem of 3-wide convolution to `channels` with batch norm
+    /// and ReLU, a cell, a 3-wide convolution to twice the channels with batch norm, ReLU and 2×
+    /// max pooling, a cell, global average pooling, the output layer. Trained with AdamW at 3e-3
+    /// on a cosine schedule, batch 64, weight decay 1e-4, for exactly `epochs` epochs (no early
+    /// stopping). Only the cell varies: 3,927 connected cells.
+    pub fn cell_benchmark(
+        input_features: usize,
+        input_shape: InputShape,
+        outputs: usize,
+        channels: usize,
+        epochs: usize,
+    ) -> Self {
+        let block = |filters, pool| ConvBlock {
+            filters,
+            kernel: 3,
+            stride: 1,
+            activation: Activation::Relu,
+            batch_norm: true,
+            residual: false,
+            pool,
+        };
+        let skeleton = Genome {
+            convs: vec![
+                block(channels, None),
+                block(2 * channels, Some(PoolKind::Max)),
+            ],
+            cell: Some(Cell {
+                edges: [CellOp::Conv; 6],
+            }),
+            reduce: Reduce::Global(PoolKind::Average),
+            blocks: Vec::new(),
+            hyperparams: Hyperparams {
+                learning_rate: 3e-3,
+                batch_size: 64,
+                weight_decay: 1e-4,
+                max_epochs: epochs,
+                patience: epochs,
+                schedule: LrSchedule::Cosine,
+                ..Hyperparams::default()
+            },
+        };
+        Self::for_input(input_features, input_shape, outputs).cells_of(skeleton)
+    }
+
+    /// A space that searches only the cell of `skeleton` (its other choices stay fixed).
+    pub fn cells_of(mut self, skeleton: Genome) -> Self {
+        self.offer_cells = true;
+        self.max_conv_blocks = self.max_conv_blocks.max(skeleton.convs.len());
+        self.only_cells = Some(Box::new(skeleton));
+        self
+    }
+
     /// Draws a genome uniformly from the space. Spatial inputs get one or more convolutional
-    /// blocks and zero to two dense blocks; vector inputs one or more dense blocks.
+    /// blocks, a cell half of the time (where offered) and zero to two dense blocks; vector
+    /// inputs one or more dense blocks.
     pub fn sample(&self, rng: &mut impl Rng) -> Genome {
+        if let Some(skeleton) = &self.only_cells {
+            return Genome {
+                cell: Some(Cell::random(rng)),
+                ..(**skeleton).clone()
+            };
+        }
         let n_conv = if self.max_conv_blocks > 0 {
             rng.random_range(1..=self.max_conv_blocks)
         } else {
@@ -308,8 +384,11 @@ impl SearchSpace {
         } else {
             rng.random_range(1..=self.max_blocks.max(1))
         };
+        let cell =
+            (n_conv > 0 && self.offer_cells && rng.random_bool(0.5)).then(|| Cell::random(rng));
         Genome {
             convs: (0..n_conv).map(|_| self.random_conv(rng)).collect(),
+            cell,
             // Without convolutions the reduction is unused: one canonical value.
             reduce: if n_conv > 0 {
                 Self::random_reduce(rng)
@@ -325,8 +404,11 @@ impl SearchSpace {
     /// (256, 128) and, for spatial inputs, three ReLU convolution blocks of 32, 64 and 64
     /// filters (the first two with batch norm and 2× max pooling where the grid allows) with
     /// global average pooling and the largest shift augmentation. Both use AdamW at 3e-3 with a
-    /// cosine schedule, batch 64.
+    /// cosine schedule, batch 64. A space that searches only cells has no defaults.
     pub fn defaults(&self) -> Vec<Genome> {
+        if self.only_cells.is_some() {
+            return Vec::new();
+        }
         let hyperparams = Hyperparams {
             learning_rate: 3e-3,
             batch_size: 64,
@@ -345,6 +427,7 @@ impl SearchSpace {
         };
         let mut out = vec![Genome {
             convs: Vec::new(),
+            cell: None,
             reduce: Reduce::Flatten,
             blocks: vec![dense(256), dense(128)],
             hyperparams: hyperparams.clone(),
@@ -375,6 +458,7 @@ impl SearchSpace {
                         conv(64, Some(PoolKind::Max)),
                         conv(64, None),
                     ],
+                    cell: None,
                     reduce: Reduce::Global(PoolKind::Average),
                     blocks: vec![dense(128)],
                     hyperparams,
@@ -397,9 +481,20 @@ impl SearchSpace {
         (self.sample(rng), "resampled".into())
     }
 
-    /// The structural rules a genome keeps: block counts within bounds and something to train.
+    /// The structural rules a genome keeps: block counts within bounds, something to train, a
+    /// connected cell only where there are convolutional blocks (and only the cell differing
+    /// from the skeleton in a cells-only space).
     pub fn is_well_formed(&self, g: &Genome) -> bool {
-        g.convs.len() <= self.max_conv_blocks
+        if let Some(skeleton) = &self.only_cells {
+            let same_rest = Genome {
+                cell: skeleton.cell,
+                ..g.clone()
+            } == **skeleton;
+            return same_rest && g.cell.is_some_and(|c| c.is_connected());
+        }
+        g.cell
+            .is_none_or(|c| c.is_connected() && !g.convs.is_empty() && self.offer_cells)
+            && g.convs.len() <= self.max_conv_blocks
             && g.blocks.len() <= self.max_blocks
             && !(g.convs.is_empty() && g.blocks.is_empty())
             && g.blocks
@@ -410,6 +505,10 @@ impl SearchSpace {
 
     fn mutate_once(&self, parent: &Genome, rng: &mut impl Rng) -> (Genome, String) {
         let mut g = parent.clone();
+        if self.only_cells.is_some() {
+            let what = Self::mutate_cell_edge(&mut g, rng);
+            return (g, what);
+        }
         let n = g.blocks.len();
         let c = g.convs.len();
         let kind = if self.max_conv_blocks > 0 && rng.random_bool(0.4) {
@@ -428,9 +527,38 @@ impl SearchSpace {
         .unwrap_or_else(|| (parent.clone(), String::new()))
     }
 
+    /// Changes one edge of the cell to another operation (adding the edge when it was `none`,
+    /// removing it when it becomes `none`); `None` for a genome without a cell.
+    fn mutate_cell_edge(g: &mut Genome, rng: &mut impl Rng) -> String {
+        let Some(cell) = g.cell.as_mut() else {
+            return String::new();
+        };
+        let e = rng.random_range(0..6);
+        let before = cell.edges[e];
+        let others: Vec<CellOp> = CellOp::ALL.into_iter().filter(|&o| o != before).collect();
+        cell.edges[e] = *others.choose(rng).expect("three other operations");
+        let (from, to) = Cell::EDGES[e];
+        format!(
+            "cell edge {from}→{to}: {} → {}",
+            before.label(),
+            cell.edges[e].label()
+        )
+    }
+
     fn mutate_conv(&self, g: &mut Genome, c: usize, rng: &mut impl Rng) -> Option<String> {
         let b = rng.random_range(0..c.max(1));
-        Some(match rng.random_range(0..9) {
+        Some(match rng.random_range(0..11) {
+            9 if c > 0 && g.cell.is_some() => Self::mutate_cell_edge(g, rng),
+            10 if c > 0 && self.offer_cells => {
+                g.cell = match g.cell {
+                    Some(_) => None,
+                    None => Some(Cell::random(rng)),
+                };
+                match g.cell {
+                    Some(cell) => format!("add cell {}", cell.code()),
+                    None => "remove the cell".into(),
+                }
+            }
             0 if c < self.max_conv_blocks => {
                 let at = rng.random_range(0..=c);
                 g.convs.insert(at, self.random_conv(rng));
@@ -647,10 +775,26 @@ impl SearchSpace {
                 }
                 let fits = width >= 2 && (height == 1 || height >= 2);
                 if let Some(kind) = block.pool.filter(|_| fits) {
-                    cur = push(&mut nodes, &mut edges, Op::Pool { kind, size: 2 }, &[cur]);
+                    cur = push(
+                        &mut nodes,
+                        &mut edges,
+                        Op::Pool {
+                            kind,
+                            size: 2,
+                            same: false,
+                        },
+                        &[cur],
+                    );
                     width /= 2;
                     if height > 1 {
                         height /= 2;
+                    }
+                }
+                if let Some(cell) = &genome.cell {
+                    for _ in 0..self.cells_per_stage {
+                        let mut add =
+                            |op: Op, from: &[NodeId]| push(&mut nodes, &mut edges, op, from);
+                        cur = cell.build(cur, channels, &mut add);
                     }
                 }
             }
@@ -793,6 +937,7 @@ mod tests {
         };
         let g = Genome {
             convs: Vec::new(),
+            cell: None,
             reduce: Reduce::Flatten,
             blocks: vec![
                 block(8, Some((0, Skip::Add))),

@@ -40,12 +40,14 @@
 //! ```
 
 pub mod analysis;
+mod cell;
 mod encoding;
 mod genome;
 mod graph;
 mod strategy;
 pub mod tpe;
 
+pub use cell::{Cell, CellOp};
 pub use genome::{Block, ConvBlock, Genome, Reduce, SearchSpace, Skip};
 pub use graph::check_dag;
 pub use strategy::{Budget, SearchConfig, Strategy, search};

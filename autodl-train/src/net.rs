@@ -27,7 +27,8 @@ enum StepKind {
     Input(Shape),
     Linear(usize),
     Conv(usize),
-    Pool(PoolKind, [usize; 2]),
+    /// Kind, window, and whether it is a same-size pooling (stride 1, padded).
+    Pool(PoolKind, [usize; 2], bool),
     GlobalPool(PoolKind),
     Flatten,
     LayerNorm(usize),
@@ -155,9 +156,11 @@ impl DagNet {
                     );
                     StepKind::Conv(net.convs.len() - 1)
                 }
-                Op::Pool { kind, size } => {
-                    StepKind::Pool(*kind, window(grid_height(g.shapes[g.inputs[i][0]]), *size))
-                }
+                Op::Pool { kind, size, same } => StepKind::Pool(
+                    *kind,
+                    window(grid_height(g.shapes[g.inputs[i][0]]), *size),
+                    *same,
+                ),
                 Op::GlobalPool { kind } => StepKind::GlobalPool(*kind),
                 Op::Flatten => StepKind::Flatten,
                 Op::Dense { units } | Op::Output { units } => {
@@ -228,10 +231,28 @@ impl DagNet {
                 }
                 StepKind::Linear(l) => Value::Flat(self.linears[*l].forward(arg(0).flat())),
                 StepKind::Conv(l) => Value::Grid(self.convs[*l].forward(arg(0).grid())),
-                StepKind::Pool(kind, size) => Value::Grid(match kind {
+                StepKind::Pool(kind, size, false) => Value::Grid(match kind {
                     PoolKind::Max => max_pool2d(arg(0).grid(), MaxPoolOptions::new(*size)),
                     PoolKind::Average => avg_pool2d(arg(0).grid(), AvgPoolOptions::new(*size)),
                 }),
+                StepKind::Pool(kind, size, true) => {
+                    let padding = size.map(|k| k / 2);
+                    Value::Grid(match kind {
+                        PoolKind::Max => max_pool2d(
+                            arg(0).grid(),
+                            MaxPoolOptions::new(*size)
+                                .with_stride([1, 1])
+                                .with_padding(padding),
+                        ),
+                        PoolKind::Average => avg_pool2d(
+                            arg(0).grid(),
+                            AvgPoolOptions::new(*size)
+                                .with_stride([1, 1])
+                                .with_padding(padding)
+                                .with_count_include_pad(false),
+                        ),
+                    })
+                }
                 StepKind::GlobalPool(kind) => {
                     let x = arg(0).grid();
                     let [batch, channels, height, width] = x.dims();

@@ -91,6 +91,7 @@ fn image_cnn() -> ArchitectureSpec {
             Op::Pool {
                 kind: PoolKind::Average,
                 size: 2,
+                same: false,
             }, // n7
             Op::Flatten,                    // n8
             Op::Output { units: 2 },        // n9
