@@ -738,6 +738,37 @@ impl ArchitectureSpec {
             .sum())
     }
 
+    /// A fingerprint of what the network computes, the same for graphs that differ only in
+    /// node ids or node order: each node hashes its op with its inputs' hashes (in edge order,
+    /// except for `Add`, whose inputs commute); the output node's hash, with the input's
+    /// layout, is the key (16 hex digits, FNV-1a, stable across platforms and versions).
+    pub fn canonical_key(&self) -> Result<String> {
+        fn fnv(bytes: &[u8], mut h: u64) -> u64 {
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            h
+        }
+        let g = self.validate()?;
+        let mut hashes = vec![0u64; self.nodes.len()];
+        let mut last = 0;
+        for &i in &g.order {
+            let mut inputs: Vec<u64> = g.inputs[i].iter().map(|&j| hashes[j]).collect();
+            if matches!(self.nodes[i].op, Op::Add) {
+                inputs.sort_unstable();
+            }
+            let mut h = fnv(self.nodes[i].op.label().as_bytes(), 0xcbf2_9ce4_8422_2325);
+            for x in inputs {
+                h = fnv(&x.to_le_bytes(), h);
+            }
+            hashes[i] = h;
+            last = i;
+        }
+        let layout = format!("{}|{:?}", self.input_features, self.input_shape);
+        Ok(format!("{:016x}", fnv(layout.as_bytes(), hashes[last])))
+    }
+
     /// A one-line description: the ops in execution order, with skip edges marked.
     pub fn describe(&self) -> String {
         match self.validate() {
@@ -982,6 +1013,26 @@ mod tests {
                 .to_string()
                 .contains("cover")
         );
+    }
+
+    #[test]
+    fn canonical_keys_ignore_ids_and_order_but_not_structure() {
+        let spec = ArchitectureSpec::mlp(4, &[8], Activation::Relu, 3);
+        let mut renumbered = spec.clone();
+        for n in &mut renumbered.nodes {
+            n.id = NodeId(n.id.0 + 10);
+        }
+        for e in &mut renumbered.edges {
+            e.from = NodeId(e.from.0 + 10);
+            e.to = NodeId(e.to.0 + 10);
+        }
+        renumbered.nodes.reverse();
+        renumbered.edges.reverse();
+        assert_eq!(spec.canonical_key().unwrap(), renumbered.canonical_key().unwrap());
+        let wider = ArchitectureSpec::mlp(4, &[16], Activation::Relu, 3);
+        assert_ne!(spec.canonical_key().unwrap(), wider.canonical_key().unwrap());
+        let tanh = ArchitectureSpec::mlp(4, &[8], Activation::Tanh, 3);
+        assert_ne!(spec.canonical_key().unwrap(), tanh.canonical_key().unwrap());
     }
 
     #[test]

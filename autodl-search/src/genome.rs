@@ -925,6 +925,63 @@ mod tests {
         }
     }
 
+    /// The 3,927 connected cells compute 1,065 different functions (counted independently by
+    /// symbolic expressions: a node is the sorted sum of its edges' op(source)); the rendered
+    /// graphs' canonical keys tell exactly those apart.
+    #[test]
+    fn connected_cells_render_to_1065_distinct_networks() {
+        fn expression(cell: &Cell) -> Option<String> {
+            let mut ex: [Option<String>; 4] = [Some("x".into()), None, None, None];
+            for j in 1..4 {
+                let mut terms: Vec<String> = Cell::EDGES
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &(_, to))| to == j)
+                    .filter_map(|(k, &(i, _))| {
+                        let src = ex[i].clone()?;
+                        match cell.edges[k] {
+                            CellOp::None => None,
+                            CellOp::Skip => Some(src),
+                            op => Some(format!("{}({src})", op.label())),
+                        }
+                    })
+                    .collect();
+                terms.sort();
+                ex[j] = match terms.len() {
+                    0 => None,
+                    1 => terms.pop(),
+                    _ => Some(format!("({})", terms.join("+"))),
+                };
+            }
+            ex[3].clone()
+        }
+        let shape = InputShape::Signal {
+            channels: 1,
+            length: 12,
+        };
+        let space = SearchSpace::cell_benchmark(12, shape, 3, 4, 2);
+        let skeleton = space.only_cells.clone().unwrap();
+        let mut keys = std::collections::HashMap::new();
+        let mut expressions = std::collections::HashMap::new();
+        for cell in Cell::all() {
+            let Some(e) = expression(&cell) else {
+                assert!(!cell.is_connected());
+                continue;
+            };
+            let g = Genome {
+                cell: Some(cell),
+                ..(*skeleton).clone()
+            };
+            assert!(space.is_well_formed(&g));
+            let key = space.render(&g).canonical_key().unwrap();
+            keys.entry(key.clone()).or_insert_with(|| e.clone());
+            // Same function ⇔ same key.
+            assert_eq!(expressions.entry(e).or_insert(key.clone()), &key);
+        }
+        assert_eq!(keys.len(), 1065);
+        assert_eq!(expressions.len(), 1065);
+    }
+
     #[test]
     fn skips_render_as_add_or_concat() {
         let space = SearchSpace::for_data(8, 2);
