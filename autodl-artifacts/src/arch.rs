@@ -1028,9 +1028,15 @@ mod tests {
         }
         renumbered.nodes.reverse();
         renumbered.edges.reverse();
-        assert_eq!(spec.canonical_key().unwrap(), renumbered.canonical_key().unwrap());
+        assert_eq!(
+            spec.canonical_key().unwrap(),
+            renumbered.canonical_key().unwrap()
+        );
         let wider = ArchitectureSpec::mlp(4, &[16], Activation::Relu, 3);
-        assert_ne!(spec.canonical_key().unwrap(), wider.canonical_key().unwrap());
+        assert_ne!(
+            spec.canonical_key().unwrap(),
+            wider.canonical_key().unwrap()
+        );
         let tanh = ArchitectureSpec::mlp(4, &[8], Activation::Tanh, 3);
         assert_ne!(spec.canonical_key().unwrap(), tanh.canonical_key().unwrap());
     }

@@ -35,16 +35,29 @@ pub enum Strategy {
         /// Random proposals before the model is used.
         startup_trials: usize,
     },
-    /// BOHB (Falkner et al. 2018): successive halving whose new candidates come from TPE,
-    /// fitted on the scores at the highest rung with at least 10 observations (random until
-    /// then); the same brackets, eta and first-rung epochs as
-    /// [`Strategy::SuccessiveHalving`].
+    /// BOHB (Falkner et al. 2018): Hyperband's brackets (see [`Strategy::Hyperband`]) whose
+    /// new candidates come from TPE, fitted on the scores at the highest rung with at least 10
+    /// observations (random until then).
     Bohb {
-        /// New candidates per bracket.
+        /// Candidates in the largest bracket (a power of `eta`).
         bracket: usize,
         /// Keep the best `1/eta` at each rung.
         eta: usize,
-        /// Epochs at the first rung.
+        /// Epochs at the first rung of the largest bracket.
+        min_epochs: usize,
+    },
+    /// Hyperband (Li et al. 2018): successive halving in brackets that trade the number of
+    /// candidates against their first-rung epochs, cycling from the most exploratory (
+    /// `bracket` candidates at `min_epochs`) to the least (few candidates, each started with
+    /// `eta^s_max` times the epochs), where `s_max = log_eta(bracket)`. Bracket `s` has
+    /// `⌈(s_max + 1) · eta^s / (s + 1)⌉` random candidates starting at
+    /// `min_epochs · eta^(s_max − s)` epochs.
+    Hyperband {
+        /// Candidates in the largest bracket (a power of `eta`).
+        bracket: usize,
+        /// Keep the best `1/eta` at each rung.
+        eta: usize,
+        /// Epochs at the first rung of the largest bracket.
         min_epochs: usize,
     },
     /// Successive halving in repeated brackets, with epochs as the fidelity: each bracket
@@ -80,7 +93,17 @@ impl Strategy {
         }
     }
 
-    /// BOHB with brackets of 9, eta 3, and 3 epochs at the first rung.
+    /// Hyperband with a largest bracket of 9 at 3 epochs, eta 3: brackets of 9 at 3 epochs, 5
+    /// at 9, 3 at 27.
+    pub fn default_hyperband() -> Self {
+        Strategy::Hyperband {
+            bracket: 9,
+            eta: 3,
+            min_epochs: 3,
+        }
+    }
+
+    /// BOHB with Hyperband's brackets: the largest of 9 at 3 epochs, eta 3.
     pub fn default_bohb() -> Self {
         Strategy::Bohb {
             bracket: 9,
@@ -102,6 +125,7 @@ impl Strategy {
             Strategy::SuccessiveHalving { .. } => "successive_halving",
             Strategy::Tpe { .. } => "tpe",
             Strategy::Bohb { .. } => "bohb",
+            Strategy::Hyperband { .. } => "hyperband",
         }
     }
 }
@@ -162,6 +186,11 @@ impl SearchConfig {
             bracket,
             eta,
             min_epochs,
+        }
+        | Strategy::Hyperband {
+            bracket,
+            eta,
+            min_epochs,
         } = self.strategy
             && (eta < 2 || bracket < eta || min_epochs < 1)
         {
@@ -188,21 +217,24 @@ pub fn search(
             eta,
             min_epochs,
         } => {
-            return search_halving(
-                cfg,
-                space,
-                evaluator,
-                ctx,
-                (bracket, eta, min_epochs),
-                false,
-            );
+            let rungs = (bracket, eta, min_epochs);
+            return search_halving(cfg, space, evaluator, ctx, rungs, Brackets::Halving);
+        }
+        Strategy::Hyperband {
+            bracket,
+            eta,
+            min_epochs,
+        } => {
+            let rungs = (bracket, eta, min_epochs);
+            return search_halving(cfg, space, evaluator, ctx, rungs, Brackets::Hyperband);
         }
         Strategy::Bohb {
             bracket,
             eta,
             min_epochs,
         } => {
-            return search_halving(cfg, space, evaluator, ctx, (bracket, eta, min_epochs), true);
+            let rungs = (bracket, eta, min_epochs);
+            return search_halving(cfg, space, evaluator, ctx, rungs, Brackets::Bohb);
         }
         _ => {}
     }
@@ -352,43 +384,76 @@ fn budget_exhausted(
         .then(|| "stopped by the caller (deadline or cancellation)".to_string())
 }
 
-/// TPE observations for BOHB: encoded genomes with their negated scores at the highest rung
-/// that at least `needed` trials reached with a finite score.
+/// TPE observations for BOHB: encoded genomes with their negated scores at the largest
+/// number of epochs that at least `needed` trials were scored at (finite scores only).
 fn rung_observations(
     space: &SearchSpace,
     trials: &[TrialRecord],
     genomes: &[Genome],
     needed: usize,
 ) -> Option<Vec<(crate::tpe::Config, f64)>> {
-    let at_rung = |r: usize| -> Vec<(crate::tpe::Config, f64)> {
-        trials
-            .iter()
-            .filter_map(|t| {
-                let score = (*t.rungs.as_ref()?.scores.get(r)?)?;
-                Some((space.encode(&genomes[t.trial as usize]), -score))
-            })
-            .collect()
-    };
-    let deepest = trials
-        .iter()
-        .filter_map(|t| t.rungs.as_ref().map(|r| r.scores.len()))
-        .max()?;
-    (0..deepest)
+    let mut by_epochs: std::collections::BTreeMap<usize, Vec<(u32, f64)>> = Default::default();
+    for t in trials {
+        let Some(r) = &t.rungs else { continue };
+        for (&epochs, score) in r.epochs.iter().zip(&r.scores) {
+            if let Some(score) = score {
+                by_epochs.entry(epochs).or_default().push((t.trial, *score));
+            }
+        }
+    }
+    let (_, scored) = by_epochs
+        .into_iter()
         .rev()
-        .map(at_rung)
-        .find(|obs| obs.len() >= needed)
+        .find(|(_, v)| v.len() >= needed)?;
+    Some(
+        scored
+            .into_iter()
+            .map(|(trial, score)| (space.encode(&genomes[trial as usize]), -score))
+            .collect(),
+    )
 }
 
-/// Successive halving in brackets; see [`Strategy::SuccessiveHalving`]. With `model`, new
-/// candidates come from TPE (BOHB).
+/// Which bracket schedule, and where new candidates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Brackets {
+    /// The same bracket again and again; half of each later bracket mutates the best trials.
+    Halving,
+    /// Hyperband's cycle of brackets; random candidates.
+    Hyperband,
+    /// Hyperband's cycle; candidates from TPE once a rung has ten scores.
+    Bohb,
+}
+
+/// Bracket number `b`'s size and first-rung epochs under `schedule`.
+fn bracket_shape(
+    schedule: Brackets,
+    b: usize,
+    (bracket, eta, min_epochs): (usize, usize, usize),
+) -> (usize, usize) {
+    if schedule == Brackets::Halving {
+        return (bracket, min_epochs);
+    }
+    let mut s_max = 0;
+    while eta.pow(s_max + 1) <= bracket {
+        s_max += 1;
+    }
+    let s = s_max - (b as u32 % (s_max + 1));
+    let n = ((s_max as usize + 1) * eta.pow(s)).div_ceil(s as usize + 1);
+    (n, min_epochs * eta.pow(s_max - s))
+}
+
+/// Successive halving in brackets; see [`Strategy::SuccessiveHalving`],
+/// [`Strategy::Hyperband`] and [`Strategy::Bohb`].
 fn search_halving(
     cfg: &SearchConfig,
     space: &SearchSpace,
     evaluator: &mut dyn Evaluator,
     ctx: &RunContext,
-    (bracket, eta, min_epochs): (usize, usize, usize),
-    model: bool,
+    rungs: (usize, usize, usize),
+    schedule: Brackets,
 ) -> Result<SearchHistory> {
+    let (_, eta, _) = rungs;
+    let model = schedule == Brackets::Bohb;
     let tpe_space = space.tpe_space();
     let settings = crate::tpe::TpeSettings {
         startup_trials: 0,
@@ -440,16 +505,19 @@ fn search_halving(
         }
     };
 
+    let mut brackets_run = 0;
     let stopped_because = 'search: loop {
-        // A new bracket: defaults first, then random draws; later brackets mutate the best
-        // trials so far for half their members.
+        // A new bracket: defaults first, then random draws (or TPE's); successive halving's
+        // later brackets mutate the best trials so far for half their members.
+        let (size, min_epochs) = bracket_shape(schedule, brackets_run, rungs);
+        brackets_run += 1;
         let mut ranked: Vec<(u32, f64)> = trials
             .iter()
             .filter_map(|t| t.outcome.score().map(|s| (t.trial, s)))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut alive: Vec<u32> = Vec::new();
-        for k in 0..bracket {
+        for k in 0..size {
             if let Some(why) = budget_exhausted(cfg, ctx, start, Some(trials.len() as u32)) {
                 break 'search why;
             }
@@ -464,7 +532,7 @@ fn search_halving(
             } else if let Some(observed) = observed {
                 let config = tpe_space.suggest(&observed, settings, &mut rng);
                 (space.decode(&config), "tpe", None, None)
-            } else if model {
+            } else if schedule != Brackets::Halving {
                 (space.sample(&mut rng), "random", None, None)
             } else if k % 2 == 0 && !ranked.is_empty() {
                 let top = ranked.len().min(3);
@@ -928,15 +996,39 @@ mod tests {
     }
 
     #[test]
+    fn hyperband_cycles_through_brackets_of_fewer_longer_first_rungs() {
+        let shapes: Vec<(usize, usize)> = (0..4)
+            .map(|b| bracket_shape(Brackets::Hyperband, b, (9, 3, 3)))
+            .collect();
+        assert_eq!(shapes, [(9, 3), (5, 9), (3, 27), (9, 3)]);
+        assert_eq!(bracket_shape(Brackets::Halving, 1, (9, 3, 3)), (9, 3));
+        let (h, _) = run_rising(Strategy::default_hyperband(), 17, 2);
+        assert_eq!(h.strategy, "hyperband");
+        let first: Vec<usize> = h
+            .trials
+            .iter()
+            .map(|t| t.rungs.as_ref().unwrap().epochs[0])
+            .collect();
+        // Brackets of 9 at 3 epochs, 5 at 9, 3 at 27 (or less where a trial's own
+        // max_epochs ends it sooner).
+        assert!(first[..9].iter().all(|&e| e <= 3), "{first:?}");
+        assert!(first[9..14].iter().all(|&e| e <= 9), "{first:?}");
+        assert!(first[9..14].iter().any(|&e| e > 3), "{first:?}");
+        assert!(first[14..].iter().any(|&e| e > 9), "{first:?}");
+        assert!(h.trials.iter().all(|t| t.proposed_by != "mutation"));
+    }
+
+    #[test]
     fn bohb_proposes_from_tpe_once_a_rung_has_ten_scores() {
         let (h, _) = run_rising(Strategy::default_bohb(), 36, 6);
         assert_eq!(h.strategy, "bohb");
         assert_eq!(h.trials.len(), 36);
         let by: Vec<&str> = h.trials.iter().map(|t| t.proposed_by.as_str()).collect();
-        // The first bracket (9 first-rung scores) is the default and random draws; from the
-        // second bracket's second member on, the first rung has ten scores and TPE proposes.
-        assert!(by[..10].iter().all(|&b| b != "tpe"), "{by:?}");
-        assert!(by[10..].iter().all(|&b| b == "tpe"), "{by:?}");
+        // Hyperband's first cycle (9 at 3 epochs, 5 at 9, 3 at 27: 17 trials) leaves 9 scores
+        // at 3 epochs and 8 at 9; the next cycle's first member makes ten at 3 epochs, after
+        // which TPE proposes.
+        assert!(by[..18].iter().all(|&b| b != "tpe"), "{by:?}");
+        assert!(by[18..].iter().all(|&b| b == "tpe"), "{by:?}");
         for t in &h.trials {
             let r = t.rungs.as_ref().unwrap();
             assert_eq!(r.scores.len(), r.epochs.len());

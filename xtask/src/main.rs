@@ -45,9 +45,12 @@ enum StrategyArg {
     /// Tree-structured Parzen Estimator over the architecture and training options
     /// (multivariate over the unconditional choices, as Optuna's default).
     Tpe,
-    /// BOHB: successive halving whose new candidates come from TPE fitted on the deepest
-    /// rung with ten scores.
+    /// BOHB: Hyperband whose new candidates come from TPE fitted on the scores at the most
+    /// epochs that ten trials reached.
     Bohb,
+    /// Hyperband: successive halving in a cycle of brackets (9 candidates from 3 epochs, 5
+    /// from 9, 3 from 27), continuing promoted trials from their checkpoints.
+    Hyperband,
     /// Successive halving with epochs as the fidelity: brackets of 9 trained for 3 epochs,
     /// the best third continued from their checkpoints to 3× the epochs, until one trains to
     /// the end.
@@ -273,6 +276,7 @@ fn main() -> ExitCode {
                 StrategyArg::Halving => autodl_search::Strategy::default_halving(),
                 StrategyArg::Tpe => autodl_search::Strategy::default_tpe(),
                 StrategyArg::Bohb => autodl_search::Strategy::default_bohb(),
+                StrategyArg::Hyperband => autodl_search::Strategy::default_hyperband(),
             },
             grid_g_per_kwh,
         })
