@@ -7,6 +7,7 @@
 mod bench;
 mod commands;
 mod machine;
+mod nas;
 mod pipeline;
 mod progress;
 mod report;
@@ -103,6 +104,63 @@ enum BenchCommand {
         python: Option<PathBuf>,
         /// Where to write the raw results as JSON.
         #[arg(long, default_value = "runs/bench-search.json")]
+        out: PathBuf,
+    },
+    /// Builds the NAS table: every distinct network of the cell space trained once.
+    ///
+    /// The space: NAS-Bench-201-style cells (4 nodes; each of 6 edges none, skip, 3-wide
+    /// convolution or 3-wide average pooling) in a fixed skeleton (stem convolution, cell,
+    /// convolution with 2× max pooling, cell, global average pooling). Of 4,096 cells 3,927
+    /// are connected and they compute 1,065 different networks, each trained with the same
+    /// seed and options for exactly --epochs epochs. Writes validation accuracy per epoch,
+    /// test accuracy, parameters and multiply-adds per network, and how the table was made.
+    NasTable {
+        /// Training file (validation is split from it).
+        #[arg(long, default_value = "datasets/mnist1d_train.csv")]
+        data: PathBuf,
+        /// Test file.
+        #[arg(long, default_value = "datasets/mnist1d_test.csv")]
+        test: PathBuf,
+        /// Target column (classification).
+        #[arg(long, default_value = "label")]
+        target: String,
+        /// Channels of the first stage (the second has twice as many).
+        #[arg(long, default_value_t = 8)]
+        channels: usize,
+        /// Epochs per network.
+        #[arg(long, default_value_t = 8)]
+        epochs: usize,
+        /// Seed of the split and of every network's training.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Networks trained in parallel (one thread each).
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Train only the first N networks (a partial table, for trying settings).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Where to write the table.
+        #[arg(long, default_value = "bench/nas-table.json")]
+        out: PathBuf,
+    },
+    /// Strategies compared on the NAS table (lookups instead of training).
+    ///
+    /// Random search, regularized evolution, TPE, successive halving, Hyperband and BOHB, each
+    /// over --seeds seeds with a budget of --evaluations full trainings (multi-fidelity
+    /// strategies pay for the epochs they use). Prints the median number of full trainings
+    /// until the incumbent is in the table's top 1%, and median regret curves.
+    Nas {
+        /// The table (from `cargo xtask bench nas-table`).
+        #[arg(long, default_value = "bench/nas-table.json")]
+        table: PathBuf,
+        /// Independent runs per strategy.
+        #[arg(long, default_value_t = 20)]
+        seeds: usize,
+        /// Budget per run, in full trainings.
+        #[arg(long, default_value_t = 100)]
+        evaluations: usize,
+        /// Where to write the raw results as JSON.
+        #[arg(long, default_value = "runs/bench-nas.json")]
         out: PathBuf,
     },
 }
@@ -237,6 +295,46 @@ fn main() -> ExitCode {
             trials,
             seeds,
             python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchCommand::NasTable {
+                    data,
+                    test,
+                    target,
+                    channels,
+                    epochs,
+                    seed,
+                    jobs,
+                    limit,
+                    out,
+                },
+        } => nas::generate(&nas::TableArgs {
+            data,
+            test,
+            target,
+            channels,
+            epochs,
+            seed,
+            jobs,
+            limit,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchCommand::Nas {
+                    table,
+                    seeds,
+                    evaluations,
+                    out,
+                },
+        } => nas::bench(&nas::NasBenchArgs {
+            table,
+            seeds,
+            evaluations,
             out,
         })
         .map(|_| ExitCode::SUCCESS),
