@@ -1,4 +1,6 @@
-"""Optuna side of `cargo xtask bench search`: Optuna's TPE on a standard test function.
+"""Optuna side of `cargo xtask bench search`: Optuna's TPE on a standard test function or on
+the NAS table (six categorical cell edges; the objective is read from --objective, a JSON
+file that maps every cell's code to its loss, minus the validation accuracy).
 
 Runs TPESampler (Optuna's defaults: 10 random start-up trials, 24 candidates, univariate)
 for each seed and prints one JSON line: the best-so-far regret after every trial, per
@@ -52,18 +54,37 @@ def hartmann6(xs):
     )
 
 
+OPS = ["none", "skip", "conv", "pool"]
+EDGES = ["01", "02", "12", "03", "13", "23"]
+
+
+def nas_params(trial):
+    return [trial.suggest_categorical(f"cell.edge{e}", OPS) for e in EDGES]
+
+
+def nas_code(ops):
+    """NAS-Bench-201's string form of a cell, as autodl writes it."""
+    a, b, c, d, e, f = ops
+    return f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--function", choices=["branin", "hartmann6"], required=True)
+    p.add_argument("--function", choices=["branin", "hartmann6", "nas_table"], required=True)
+    p.add_argument("--objective", help="the NAS table's losses by cell code (JSON)")
     p.add_argument("--trials", type=int, required=True)
     p.add_argument("--seeds", type=int, required=True)
     a = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    params, f, optimum = (
-        (branin_params, branin, BRANIN_MIN)
-        if a.function == "branin"
-        else (hartmann6_params, hartmann6, HARTMANN6_MIN)
-    )
+    if a.function == "nas_table":
+        with open(a.objective) as fh:
+            table = json.load(fh)
+        losses = table["losses"]
+        params, f, optimum = nas_params, lambda ops: losses[nas_code(ops)], table["optimum"]
+    elif a.function == "branin":
+        params, f, optimum = branin_params, branin, BRANIN_MIN
+    else:
+        params, f, optimum = hartmann6_params, hartmann6, HARTMANN6_MIN
 
     curves, overheads = [], []
     for seed in range(a.seeds):

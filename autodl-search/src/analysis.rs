@@ -15,20 +15,29 @@ fn completed(history: &SearchHistory) -> Vec<(&TrialRecord, f64)> {
 /// The completed trials that no other completed trial beats on both score (higher) and
 /// parameter count (lower), ordered by parameter count.
 pub fn pareto_front(history: &SearchHistory) -> Vec<u32> {
-    let done = completed(history);
-    let mut front: Vec<(&TrialRecord, f64)> = done
+    pareto_front_by(history, |t| t.parameters as f64)
+}
+
+/// The completed trials that no other completed trial beats on both score (higher) and
+/// `cost` (lower), ordered by cost.
+pub fn pareto_front_by(history: &SearchHistory, cost: impl Fn(&TrialRecord) -> f64) -> Vec<u32> {
+    let done: Vec<(&TrialRecord, f64, f64)> = completed(history)
+        .into_iter()
+        .map(|(t, s)| (t, s, cost(t)))
+        .collect();
+    let mut front: Vec<(&TrialRecord, f64, f64)> = done
         .iter()
-        .filter(|(t, s)| {
-            !done.iter().any(|(o, os)| {
-                (os >= s && o.parameters <= t.parameters) && (os > s || o.parameters < t.parameters)
-            })
+        .filter(|(_, s, c)| {
+            !done
+                .iter()
+                .any(|(_, os, oc)| (os >= s && oc <= c) && (os > s || oc < c))
         })
         .copied()
         .collect();
-    front.sort_by_key(|(t, _)| (t.parameters, t.trial));
+    front.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.trial.cmp(&b.0.trial)));
     // Equal points: keep the earliest trial.
-    front.dedup_by(|b, a| a.0.parameters == b.0.parameters && a.1 == b.1);
-    front.iter().map(|(t, _)| t.trial).collect()
+    front.dedup_by(|b, a| a.2 == b.2 && a.1 == b.1);
+    front.iter().map(|(t, _, _)| t.trial).collect()
 }
 
 /// How much of the variance of the validation score one factor explains.
@@ -225,6 +234,7 @@ mod tests {
         let cfg = SearchConfig {
             strategy: Strategy::Random,
             budget: Budget::trials(60),
+            objective: crate::Objective::Score,
         };
         search(
             &cfg,

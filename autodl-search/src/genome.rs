@@ -315,7 +315,7 @@ impl SearchSpace {
     /// macro skeleton scaled down: a stem of 3-wide convolution to `channels` with batch norm
     /// and ReLU, a cell, a 3-wide convolution to twice the channels with batch norm, ReLU and 2×
     /// max pooling, a cell, global average pooling, the output layer. Trained with AdamW at 3e-3
-    /// on a cosine schedule, batch 128, weight decay 1e-4, for exactly `epochs` epochs (no early
+    /// on a cosine schedule, batch 32, weight decay 1e-4, for exactly `epochs` epochs (no early
     /// stopping). Only the cell varies: 3,927 connected cells.
     pub fn cell_benchmark(
         input_features: usize,
@@ -345,7 +345,7 @@ impl SearchSpace {
             blocks: Vec::new(),
             hyperparams: Hyperparams {
                 learning_rate: 3e-3,
-                batch_size: 128,
+                batch_size: 32,
                 weight_decay: 1e-4,
                 max_epochs: epochs,
                 patience: epochs,

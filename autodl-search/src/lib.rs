@@ -34,7 +34,7 @@
 //!     epochs: 1,
 //!     best_epoch: 1,
 //! };
-//! let cfg = SearchConfig { strategy: Strategy::Random, budget: Budget::trials(5) };
+//! let cfg = SearchConfig { strategy: Strategy::Random, budget: Budget::trials(5), objective: Default::default() };
 //! let history = search(&cfg, &SearchSpace::for_data(4, 2), &mut evaluator, &RunContext::new(1, ".")).unwrap();
 //! assert_eq!(history.trials.len(), 5);
 //! ```
@@ -50,7 +50,7 @@ pub mod tpe;
 pub use cell::{Cell, CellOp};
 pub use genome::{Block, ConvBlock, Genome, Reduce, SearchSpace, Skip};
 pub use graph::check_dag;
-pub use strategy::{Budget, SearchConfig, Strategy, search};
+pub use strategy::{Budget, Objective, SearchConfig, Strategy, pareto_ranks, search};
 
 use autodl_artifacts::arch::ArchitectureSpec;
 use autodl_artifacts::trial::{Hyperparams, TrialOutcome};

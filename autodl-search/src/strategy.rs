@@ -150,7 +150,57 @@ impl Budget {
     }
 }
 
-/// Strategy and budget.
+/// What the search optimises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// The validation score alone.
+    #[default]
+    Score,
+    /// The validation score (higher) and the parameter count (lower) together: candidates
+    /// are compared by Pareto rank (see [`pareto_ranks`]).
+    ScoreAndParameters,
+    /// The validation score and the multiply-adds per prediction (lower; the inference-cost
+    /// estimate) together.
+    ScoreAndMacs,
+}
+
+impl Objective {
+    /// The cost the second objective minimises for `trial`, if there is one.
+    pub fn cost(&self, trial: &TrialRecord) -> Option<f64> {
+        match self {
+            Objective::Score => None,
+            Objective::ScoreAndParameters => Some(trial.parameters as f64),
+            Objective::ScoreAndMacs => {
+                Some(trial.architecture.inference_macs().unwrap_or(usize::MAX) as f64)
+            }
+        }
+    }
+}
+
+/// Non-dominated sorting of `(score, cost)` points (score higher, cost lower is better): rank
+/// 0 is the Pareto front, rank 1 the front once rank 0 is removed, and so on.
+pub fn pareto_ranks(points: &[(f64, f64)]) -> Vec<usize> {
+    let dominates =
+        |a: (f64, f64), b: (f64, f64)| a.0 >= b.0 && a.1 <= b.1 && (a.0 > b.0 || a.1 < b.1);
+    let mut rank = vec![usize::MAX; points.len()];
+    let mut level = 0;
+    while rank.contains(&usize::MAX) {
+        let current: Vec<usize> = (0..points.len())
+            .filter(|&i| rank[i] == usize::MAX)
+            .filter(|&i| {
+                !(0..points.len()).any(|j| rank[j] == usize::MAX && dominates(points[j], points[i]))
+            })
+            .collect();
+        for i in current {
+            rank[i] = level;
+        }
+        level += 1;
+    }
+    rank
+}
+
+/// Strategy, budget and objective.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
@@ -158,10 +208,24 @@ pub struct SearchConfig {
     pub strategy: Strategy,
     /// The budget.
     pub budget: Budget,
+    /// What to optimise (the score alone unless set).
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 impl SearchConfig {
     fn validate(&self) -> Result<()> {
+        if self.objective != Objective::Score
+            && !matches!(
+                self.strategy,
+                Strategy::Random | Strategy::RegularizedEvolution { .. } | Strategy::Tpe { .. }
+            )
+        {
+            return Err(SearchError::Config(format!(
+                "the two-objective search works with random search, evolution and TPE; {} promotes by score alone",
+                self.strategy.name()
+            )));
+        }
         if self.budget.max_trials.is_none() && self.budget.seconds.is_none() {
             return Err(SearchError::Config(
                 "a budget needs a trial cap or a time limit".into(),
@@ -241,11 +305,14 @@ pub fn search(
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.derive_seed("search"));
     let mut trials: Vec<TrialRecord> = Vec::new();
-    // Aging population of (trial index, genome, score).
-    let mut population: VecDeque<(usize, Genome, f64)> = VecDeque::new();
+    // Aging population of (trial index, genome, score, cost of the second objective).
+    let mut population: VecDeque<(usize, Genome, f64, f64)> = VecDeque::new();
+    let two_objectives = cfg.objective != Objective::Score;
     // TPE's observations: encoded genomes and losses (negated scores).
     let tpe_space = space.tpe_space();
     let mut observed: Vec<(crate::tpe::Config, f64)> = Vec::new();
+    // (score, cost) of each observation, for two objectives.
+    let mut costs: Vec<(f64, f64)> = Vec::new();
     ctx.progress
         .start("search", cfg.budget.max_trials.map(u64::from));
     let defaults = space.defaults();
@@ -262,15 +329,29 @@ pub fn search(
                 population: size,
                 tournament,
             } if population.len() >= size => {
-                let contenders: Vec<&(usize, Genome, f64)> = population
+                let contenders: Vec<&(usize, Genome, f64, f64)> = population
                     .iter()
                     .collect::<Vec<_>>()
                     .choose_multiple(&mut rng, tournament)
                     .copied()
                     .collect();
+                // One objective: the best score wins. Two: the lowest Pareto rank within the
+                // population wins, ties by score.
+                let ranks = if two_objectives {
+                    let points: Vec<(f64, f64)> = population.iter().map(|p| (p.2, p.3)).collect();
+                    let ranks = pareto_ranks(&points);
+                    population
+                        .iter()
+                        .zip(ranks)
+                        .map(|(p, r)| (p.0, r))
+                        .collect()
+                } else {
+                    std::collections::HashMap::new()
+                };
+                let rank = |c: &(usize, Genome, f64, f64)| ranks.get(&c.0).copied().unwrap_or(0);
                 let best = contenders
                     .iter()
-                    .max_by(|a, b| a.2.total_cmp(&b.2))
+                    .max_by(|a, b| rank(b).cmp(&rank(a)).then(a.2.total_cmp(&b.2)))
                     .expect("tournament is non-empty");
                 let (child, what) = space.mutate(&best.1, &mut rng);
                 // Why this parent: the tournament it won.
@@ -279,8 +360,13 @@ pub fn search(
                     .filter(|c| c.0 != best.0)
                     .map(|c| format!("{} ({})", c.0, score_text(c.2)))
                     .collect();
+                let pareto = if two_objectives {
+                    format!(" and Pareto rank {} in the population", rank(best))
+                } else {
+                    String::new()
+                };
                 let why = format!(
-                    "{what}; parent won a tournament of {} with score {} against trials {}",
+                    "{what}; parent won a tournament of {} with score {}{pareto} against trials {}",
                     contenders.len(),
                     score_text(best.2),
                     rivals.join(", ")
@@ -292,7 +378,18 @@ pub fn search(
                     startup_trials,
                     ..Default::default()
                 };
-                let config = tpe_space.suggest(&observed, settings, &mut rng);
+                // Two objectives: TPE's loss is the Pareto rank, ties by score.
+                let losses: Vec<(crate::tpe::Config, f64)> = if two_objectives {
+                    let ranks = pareto_ranks(&costs);
+                    observed
+                        .iter()
+                        .zip(ranks)
+                        .map(|((c, loss), r)| (c.clone(), r as f64 + 0.5 * loss.clamp(-1.0, 1.0)))
+                        .collect()
+                } else {
+                    observed.clone()
+                };
+                let config = tpe_space.suggest(&losses, settings, &mut rng);
                 let by = if observed.len() < startup_trials {
                     "random"
                 } else {
@@ -311,20 +408,8 @@ pub fn search(
         let t0 = Instant::now();
         let outcome = evaluator.evaluate(n, &candidate);
         let score = outcome.score().unwrap_or(f64::NEG_INFINITY);
-        if let Strategy::Tpe { .. } = cfg.strategy {
-            observed.push((space.encode(&genome), -score));
-        }
-        if let Strategy::RegularizedEvolution {
-            population: size, ..
-        } = cfg.strategy
-        {
-            population.push_back((trials.len(), genome, score));
-            if population.len() > size {
-                population.pop_front();
-            }
-        }
         let parameters = candidate.architecture.parameter_count().unwrap_or(0);
-        trials.push(TrialRecord {
+        let record = TrialRecord {
             trial: n,
             proposed_by: proposed_by.into(),
             parent,
@@ -336,7 +421,22 @@ pub fn search(
             seconds: t0.elapsed().as_secs_f64(),
             rungs: None,
             finished_at_secs: start.elapsed().as_secs_f64(),
-        });
+        };
+        let cost = cfg.objective.cost(&record).unwrap_or(0.0);
+        if let Strategy::Tpe { .. } = cfg.strategy {
+            observed.push((space.encode(&genome), -score));
+            costs.push((score, cost));
+        }
+        if let Strategy::RegularizedEvolution {
+            population: size, ..
+        } = cfg.strategy
+        {
+            population.push_back((trials.len(), genome, score, cost));
+            if population.len() > size {
+                population.pop_front();
+            }
+        }
+        trials.push(record);
         progress(ctx, &trials, n);
     };
     Ok(finish(cfg, ctx, trials, stopped_because))
@@ -735,6 +835,7 @@ mod tests {
         let cfg = SearchConfig {
             strategy,
             budget: Budget::trials(trials),
+            objective: Objective::Score,
         };
         let mut eval = objective;
         search(
@@ -807,6 +908,7 @@ mod tests {
                 max_trials: None,
                 seconds: Some(0.0),
             },
+            objective: Objective::Score,
         };
         let mut eval = objective;
         let h = search(
@@ -831,6 +933,7 @@ mod tests {
             let bad = SearchConfig {
                 strategy,
                 budget: Budget::trials(3),
+                objective: Objective::Score,
             };
             let space = SearchSpace::for_data(3, 2);
             assert!(search(&bad, &space, &mut eval, &RunContext::new(0, ".")).is_err());
@@ -927,6 +1030,7 @@ mod tests {
         let cfg = SearchConfig {
             strategy,
             budget: Budget::trials(trials),
+            objective: Objective::Score,
         };
         let mut eval = Rising::default();
         let space = SearchSpace::for_data(10, 3);
@@ -1042,6 +1146,7 @@ mod tests {
         let cfg = SearchConfig {
             strategy: Strategy::default_halving(),
             budget: Budget::trials(12),
+            objective: Objective::Score,
         };
         let mut eval = objective;
         let h = search(

@@ -309,6 +309,8 @@ pub struct SearchBenchArgs {
     pub trials: usize,
     pub seeds: usize,
     pub python: Option<PathBuf>,
+    /// The NAS table, the third objective (skipped when `None`).
+    pub nas_table: Option<PathBuf>,
     pub out: PathBuf,
 }
 
@@ -357,26 +359,47 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
     }
     let python = bench_python(args.python.as_deref())?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_search.py");
-    type TestFunction = (
-        &'static str,
-        autodl_search::tpe::TpeSpace,
-        fn(&Config) -> f64,
-        f64,
-    );
-    let functions: [TestFunction; 2] = [
+    type Objective = Box<dyn Fn(&Config) -> f64>;
+    let mut functions: Vec<(&'static str, autodl_search::tpe::TpeSpace, Objective, f64)> = vec![
         (
             "branin",
             testfns::branin_space(),
-            testfns::branin,
+            Box::new(testfns::branin),
             testfns::BRANIN_MIN,
         ),
         (
             "hartmann6",
             testfns::hartmann6_space(),
-            testfns::hartmann6,
+            Box::new(testfns::hartmann6),
             testfns::HARTMANN6_MIN,
         ),
     ];
+    // The NAS table: minimise minus the final validation accuracy of the cell's network; the
+    // Python side gets the same function as a lookup from every cell's code.
+    let objective_file = dir_for_objective()?;
+    if let Some(path) = &args.nas_table {
+        let table = crate::nas::read_table(path)?;
+        let rows = table.lookup()?;
+        let losses: std::collections::BTreeMap<String, f64> = rows
+            .iter()
+            .map(|(cell, &row)| (cell.code(), -table.final_valid(row)))
+            .collect();
+        let optimum = losses.values().copied().fold(f64::INFINITY, f64::min);
+        autodl_artifacts::io::write_json(
+            &objective_file,
+            &serde_json::json!({ "optimum": optimum, "losses": losses }),
+        )?;
+        let space = table.space();
+        let tpe_space = space.tpe_space();
+        let f = move |c: &Config| {
+            let cell = space
+                .decode(c)
+                .cell
+                .expect("a cells-only space decodes to a cell");
+            losses[&cell.code()]
+        };
+        functions.push(("nas_table", tpe_space, Box::new(f), optimum));
+    }
     let mut results = Vec::new();
     for (name, space, f, optimum) in functions {
         eprintln!(
@@ -409,6 +432,8 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
         let out = Command::new(&python)
             .arg(&script)
             .args(["--function", name])
+            .arg("--objective")
+            .arg(&objective_file)
             .args(["--trials", &args.trials.to_string()])
             .args(["--seeds", &args.seeds.to_string()])
             .output()
@@ -470,5 +495,13 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
     }
     autodl_artifacts::io::write_json(&args.out, &results)?;
     eprintln!("raw results: {}", args.out.display());
+    std::fs::remove_file(&objective_file).ok();
     Ok(())
+}
+
+/// Where the NAS objective is written for the Python side.
+fn dir_for_objective() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("autodl-bench-search-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.join("nas-objective.json"))
 }

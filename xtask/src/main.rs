@@ -58,6 +58,17 @@ enum StrategyArg {
     Halving,
 }
 
+/// What the search optimises.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ObjectiveArg {
+    /// Validation accuracy (or the regression metric) alone.
+    Accuracy,
+    /// Accuracy and parameter count together (Pareto ranks; evolution, TPE and random).
+    AccuracyParams,
+    /// Accuracy and multiply-adds per prediction, the inference-cost estimate, together.
+    AccuracyLatency,
+}
+
 /// Benchmarks against the tools users would otherwise pick.
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
@@ -87,7 +98,7 @@ enum BenchCommand {
         #[arg(long, default_value = "runs/bench-train.json")]
         out: PathBuf,
     },
-    /// Search: autodl's TPE sampler against Optuna's on Branin and Hartmann-6.
+    /// Search: autodl's TPE sampler against Optuna's on Branin, Hartmann-6 and the NAS table.
     ///
     /// Same number of trials and of seeds, Optuna's default TPE settings on both sides.
     /// Prints median best-so-far regret curves, final regrets, and each sampler's overhead per
@@ -102,6 +113,9 @@ enum BenchCommand {
         /// Python with optuna (default: the benchmark venv).
         #[arg(long)]
         python: Option<PathBuf>,
+        /// The NAS table, the third objective (`none` to skip it).
+        #[arg(long, default_value = "bench/nas-table.json")]
+        nas_table: PathBuf,
         /// Where to write the raw results as JSON.
         #[arg(long, default_value = "runs/bench-search.json")]
         out: PathBuf,
@@ -128,8 +142,11 @@ enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         channels: usize,
         /// Epochs per network.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 6)]
         epochs: usize,
+        /// Training rows used (a random subset of the training split), at most.
+        #[arg(long, default_value_t = 1200)]
+        train_rows: usize,
         /// Seed of the split and of every network's training.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -218,6 +235,10 @@ enum Command {
         /// Search strategy.
         #[arg(long, value_enum, default_value_t = StrategyArg::Evolution)]
         strategy: StrategyArg,
+        /// What to optimise; with two objectives the report shows the Pareto front found
+        /// (the final model is still the most accurate).
+        #[arg(long, value_enum, default_value_t = ObjectiveArg::Accuracy)]
+        objective: ObjectiveArg,
         /// Grid carbon intensity for the eco-friendliness criterion, g CO2e per kWh.
         #[arg(long, default_value_t = autodl_criteria::DEFAULT_GRID_G_PER_KWH)]
         grid_g_per_kwh: f64,
@@ -289,12 +310,14 @@ fn main() -> ExitCode {
                     trials,
                     seeds,
                     python,
+                    nas_table,
                     out,
                 },
         } => bench::search(&bench::SearchBenchArgs {
             trials,
             seeds,
             python,
+            nas_table: (nas_table.as_os_str() != "none").then_some(nas_table),
             out,
         })
         .map(|_| ExitCode::SUCCESS),
@@ -306,6 +329,7 @@ fn main() -> ExitCode {
                     target,
                     channels,
                     epochs,
+                    train_rows,
                     seed,
                     jobs,
                     limit,
@@ -317,6 +341,7 @@ fn main() -> ExitCode {
             target,
             channels,
             epochs,
+            train_rows,
             seed,
             jobs,
             limit,
@@ -354,6 +379,7 @@ fn main() -> ExitCode {
             max_trials,
             seed,
             strategy,
+            objective,
             grid_g_per_kwh,
         } => pipeline::run(pipeline::RunArgs {
             data,
@@ -375,6 +401,11 @@ fn main() -> ExitCode {
                 StrategyArg::Tpe => autodl_search::Strategy::default_tpe(),
                 StrategyArg::Bohb => autodl_search::Strategy::default_bohb(),
                 StrategyArg::Hyperband => autodl_search::Strategy::default_hyperband(),
+            },
+            objective: match objective {
+                ObjectiveArg::Accuracy => autodl_search::Objective::Score,
+                ObjectiveArg::AccuracyParams => autodl_search::Objective::ScoreAndParameters,
+                ObjectiveArg::AccuracyLatency => autodl_search::Objective::ScoreAndMacs,
             },
             grid_g_per_kwh,
         })

@@ -150,6 +150,8 @@ pub struct TableArgs {
     pub target: String,
     pub channels: usize,
     pub epochs: usize,
+    /// Training rows used (the first of the shuffled training split), at most.
+    pub train_rows: usize,
     pub seed: u64,
     pub jobs: usize,
     pub limit: Option<usize>,
@@ -205,7 +207,14 @@ pub fn generate(args: &TableArgs) -> Result<()> {
     let test_table = autodl_data::read_table(&args.test)?;
     let data_sha = autodl_artifacts::io::sha256_file(&args.data)?;
     let cfg = autodl_data::PrepareConfig::new(&args.target);
-    let prepared = autodl_data::prepare_with_test(&cfg, &table, &test_table, &data_sha, &ctx)?;
+    let mut prepared = autodl_data::prepare_with_test(&cfg, &table, &test_table, &data_sha, &ctx)?;
+    // The split is shuffled: its first rows are a random subset.
+    let train = &mut prepared.data.train;
+    let keep = args.train_rows.min(train.y.len());
+    let cols = train.x.n_cols;
+    train.x =
+        autodl_artifacts::table::Matrix::new(keep, cols, train.x.data[..keep * cols].to_vec());
+    train.y.truncate(keep);
     let data: &PreparedData = &prepared.data;
     if data.n_classes < 2 {
         bail!(
@@ -335,12 +344,13 @@ pub fn generate(args: &TableArgs) -> Result<()> {
     archs.sort_by(|a, b| a.key.cmp(&b.key));
     let about = TableAbout {
         command: format!(
-            "cargo xtask bench nas-table --data {} --test {} --target {} --channels {} --epochs {} --seed {} --jobs {}{}",
+            "cargo xtask bench nas-table --data {} --test {} --target {} --channels {} --epochs {} --train-rows {} --seed {} --jobs {}{}",
             args.data.display(),
             args.test.display(),
             args.target,
             args.channels,
             args.epochs,
+            args.train_rows,
             args.seed,
             args.jobs,
             args.limit
@@ -613,6 +623,7 @@ pub fn bench(args: &NasBenchArgs) -> Result<NasBenchReport> {
                     max_trials: Some((args.evaluations * 20) as u32),
                     seconds: None,
                 },
+                objective: autodl_search::Objective::Score,
             };
             let t0 = Instant::now();
             autodl_search::search(&cfg, &space, &mut eval, &ctx)?;

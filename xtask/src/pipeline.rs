@@ -43,6 +43,8 @@ pub struct RunArgs {
     pub max_trials: Option<u32>,
     pub seed: u64,
     pub strategy: Strategy,
+    /// What the search optimises.
+    pub objective: autodl_search::Objective,
     pub grid_g_per_kwh: f64,
 }
 
@@ -378,6 +380,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             max_trials: args.max_trials,
             seconds: Some(args.budget_secs),
         },
+        objective: args.objective,
     };
     // Training stops at the end of the budget (plus the epoch under way).
     let search_ctx = RunContext {

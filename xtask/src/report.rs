@@ -53,9 +53,14 @@ fn with_unit(x: f64, unit: &str) -> String {
 }
 
 /// A text bar of `width` characters for a value in [0, 1].
-/// The accuracy–size trade-off (Pareto front and a scatter plot) and the factors' importance.
-fn search_analysis(s: &mut String, h: &SearchHistory) {
-    let front = autodl_search::analysis::pareto_front(h);
+/// Score against `cost`: the Pareto front as a table, and a scatter plot (cost on a log scale).
+fn tradeoff(
+    s: &mut String,
+    h: &SearchHistory,
+    (title, unit): (&str, &str),
+    cost: impl Fn(&autodl_artifacts::trial::TrialRecord) -> f64,
+) {
+    let front = autodl_search::analysis::pareto_front_by(h, &cost);
     let done: Vec<&autodl_artifacts::trial::TrialRecord> = h
         .trials
         .iter()
@@ -64,9 +69,9 @@ fn search_analysis(s: &mut String, h: &SearchHistory) {
     if done.len() >= 2 {
         let _ = writeln!(
             s,
-            "\n### Accuracy against size\n\nThe Pareto front: no other trial is both smaller and \
-             better on the selection score (the validation metric, ties broken by validation \
-             cross-entropy).\n\n| trial | parameters | validation | score | architecture |\n|---|---|---|---|---|"
+            "\n### Accuracy against {title}\n\nThe Pareto front: no other trial has both fewer \
+             {unit} and a better selection score (the validation metric, ties broken by validation \
+             cross-entropy).\n\n| trial | {unit} | validation | score | architecture |\n|---|---|---|---|---|"
         );
         for id in &front {
             let t = done
@@ -81,17 +86,14 @@ fn search_analysis(s: &mut String, h: &SearchHistory) {
                 s,
                 "| {} | {} | {value} | {:.6} | {} |",
                 t.trial,
-                t.parameters,
+                cost(t),
                 t.outcome.score().unwrap_or(f64::NAN),
                 t.architecture.describe()
             );
         }
         // A scatter plot: parameters on a log scale across, score up; ● marks the front.
         let (w, rows) = (60usize, 12usize);
-        let xs: Vec<f64> = done
-            .iter()
-            .map(|t| (t.parameters.max(1) as f64).ln())
-            .collect();
+        let xs: Vec<f64> = done.iter().map(|t| cost(t).max(1.0).ln()).collect();
         let ys: Vec<f64> = done
             .iter()
             .map(|t| t.outcome.score().unwrap_or(0.0))
@@ -117,13 +119,27 @@ fn search_analysis(s: &mut String, h: &SearchHistory) {
         }
         let _ = writeln!(
             s,
-            "  └{}\nscore {:.4} · parameters {} … {} (log scale)\n```",
+            "  └{}\nscore {:.4} · {unit} {} … {} (log scale)\n```",
             "─".repeat(w),
             y0,
             x0.exp().round(),
             (x0 + xr).exp().round()
         );
     }
+}
+
+/// The accuracy–size and accuracy–inference-cost trade-offs (Pareto fronts and scatter plots)
+/// and the factors' importance.
+fn search_analysis(s: &mut String, h: &SearchHistory) {
+    let done: Vec<&autodl_artifacts::trial::TrialRecord> = h
+        .trials
+        .iter()
+        .filter(|t| t.outcome.score().is_some_and(f64::is_finite))
+        .collect();
+    tradeoff(s, h, ("size", "parameters"), |t| t.parameters as f64);
+    tradeoff(s, h, ("inference cost", "multiply-adds"), |t| {
+        t.architecture.inference_macs().unwrap_or(0) as f64
+    });
     let importance = autodl_search::analysis::importance(h);
     if !importance.is_empty() {
         let _ = writeln!(
