@@ -250,6 +250,9 @@ pub struct TrialRecord {
     pub hyperparams: Hyperparams,
     /// Trainable parameters.
     pub parameters: usize,
+    /// Multiply-adds per prediction: the estimate of inference cost.
+    #[serde(default)]
+    pub macs: usize,
     /// How it ended.
     pub outcome: TrialOutcome,
     /// Wall seconds spent on it.
@@ -339,6 +342,7 @@ mod tests {
                 ..Hyperparams::default()
             },
             parameters: 26,
+            macs: 12,
             outcome: TrialOutcome::Diverged {
                 epoch: 2,
                 loss: "NaN".into(),

@@ -171,9 +171,7 @@ impl Objective {
         match self {
             Objective::Score => None,
             Objective::ScoreAndParameters => Some(trial.parameters as f64),
-            Objective::ScoreAndMacs => {
-                Some(trial.architecture.inference_macs().unwrap_or(usize::MAX) as f64)
-            }
+            Objective::ScoreAndMacs => Some(trial.macs as f64),
         }
     }
 }
@@ -409,6 +407,7 @@ pub fn search(
         let outcome = evaluator.evaluate(n, &candidate);
         let score = outcome.score().unwrap_or(f64::NEG_INFINITY);
         let parameters = candidate.architecture.parameter_count().unwrap_or(0);
+        let macs = candidate.architecture.inference_macs().unwrap_or(0);
         let record = TrialRecord {
             trial: n,
             proposed_by: proposed_by.into(),
@@ -417,6 +416,7 @@ pub fn search(
             architecture: candidate.architecture,
             hyperparams: candidate.hyperparams,
             parameters,
+            macs,
             outcome,
             seconds: t0.elapsed().as_secs_f64(),
             rungs: None,
@@ -649,6 +649,7 @@ fn search_halving(
             let architecture = space.render(&genome);
             check_dag(&architecture)?;
             let parameters = architecture.parameter_count().unwrap_or(0);
+            let macs = architecture.inference_macs().unwrap_or(0);
             trials.push(TrialRecord {
                 trial: n as u32,
                 proposed_by: proposed_by.into(),
@@ -657,6 +658,7 @@ fn search_halving(
                 architecture,
                 hyperparams: genome.hyperparams.clone(),
                 parameters,
+                macs,
                 outcome: TrialOutcome::Failed {
                     reason: "not evaluated".into(),
                 },
@@ -1097,6 +1099,83 @@ mod tests {
         assert_eq!(eval.discarded.len(), 9);
         assert_eq!(h.best_trial, Some(finished[0].trial));
         assert_eq!(eval.calls, 9 + 3 + 1 + 1);
+    }
+
+    #[test]
+    fn pareto_ranks_peel_fronts() {
+        // (score, cost): a and b are the front; c is dominated by b only; d by everyone.
+        let points = [(0.9, 10.0), (0.8, 5.0), (0.7, 6.0), (0.5, 20.0)];
+        assert_eq!(pareto_ranks(&points), [0, 0, 1, 2]);
+        assert_eq!(pareto_ranks(&[]), Vec::<usize>::new());
+        assert_eq!(pareto_ranks(&[(1.0, 1.0), (1.0, 1.0)]), [0, 0]);
+    }
+
+    /// Two objectives find a better score–size front (larger hypervolume, log parameters) than
+    /// the score alone, for evolution and for TPE; multi-fidelity strategies refuse them.
+    #[test]
+    fn two_objectives_find_a_better_front() {
+        let run_with = |strategy: Strategy, goal: Objective, seed: u64| {
+            let cfg = SearchConfig {
+                strategy,
+                budget: Budget::trials(60),
+                objective: goal,
+            };
+            let mut eval = objective;
+            search(
+                &cfg,
+                &SearchSpace::for_data(10, 3),
+                &mut eval,
+                &RunContext::new(seed, "."),
+            )
+            .unwrap()
+        };
+        // Hypervolume against score −10 and 2^20 parameters.
+        let hypervolume = |h: &SearchHistory| -> f64 {
+            let front = crate::analysis::pareto_front(h);
+            let mut points: Vec<(f64, f64)> = front
+                .iter()
+                .map(|&t| {
+                    let t = &h.trials[t as usize];
+                    ((t.parameters as f64).log2(), t.outcome.score().unwrap())
+                })
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut hv = 0.0;
+            for (k, &(cost, score)) in points.iter().enumerate() {
+                let next = points.get(k + 1).map_or(20.0, |p| p.0);
+                hv += (next - cost).max(0.0) * (score + 10.0).max(0.0);
+            }
+            hv
+        };
+        for strategy in [Strategy::default_evolution(), Strategy::default_tpe()] {
+            let mean = |goal| {
+                (0..8)
+                    .map(|seed| hypervolume(&run_with(strategy.clone(), goal, seed)))
+                    .sum::<f64>()
+                    / 8.0
+            };
+            let one = mean(Objective::Score);
+            let two = mean(Objective::ScoreAndParameters);
+            assert!(
+                two > one,
+                "{}: two objectives {two} vs one {one}",
+                strategy.name()
+            );
+        }
+        let bad = SearchConfig {
+            strategy: Strategy::default_bohb(),
+            budget: Budget::trials(3),
+            objective: Objective::ScoreAndMacs,
+        };
+        let err = search(
+            &bad,
+            &SearchSpace::for_data(3, 2),
+            &mut objective,
+            &RunContext::new(0, "."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("promotes by score alone"), "{err}");
     }
 
     #[test]

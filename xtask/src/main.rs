@@ -174,7 +174,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         seeds: usize,
         /// Budget per run, in full trainings.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 300)]
         evaluations: usize,
         /// Where to write the raw results as JSON.
         #[arg(long, default_value = "runs/bench-nas.json")]

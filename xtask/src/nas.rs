@@ -563,6 +563,10 @@ pub fn compared_strategies() -> Vec<Strategy> {
     vec![
         Strategy::Random,
         Strategy::default_evolution(),
+        Strategy::RegularizedEvolution {
+            population: 6,
+            tournament: 3,
+        },
         Strategy::default_tpe(),
         Strategy::SuccessiveHalving {
             bracket: 9,
@@ -580,6 +584,18 @@ pub fn compared_strategies() -> Vec<Strategy> {
             min_epochs: 1,
         },
     ]
+}
+
+/// A strategy's name with the settings that tell variants apart.
+fn label(strategy: &Strategy) -> String {
+    match strategy {
+        Strategy::RegularizedEvolution {
+            population,
+            tournament,
+        } => format!("evolution ({population}/{tournament})"),
+        Strategy::Tpe { startup_trials } => format!("tpe ({startup_trials} start-up)"),
+        other => other.name().to_string(),
+    }
 }
 
 /// Runs every strategy `seeds` times on the table and compares them.
@@ -655,7 +671,7 @@ pub fn bench(args: &NasBenchArgs) -> Result<NasBenchReport> {
             .map(|t| median(curves.iter().map(|c| c[t]).collect()))
             .collect();
         let runs = StrategyRuns {
-            strategy: strategy.name().into(),
+            strategy: label(&strategy),
             median_to_top1: median_censored(&to_top1),
             to_top1,
             median_regret,

@@ -52,7 +52,6 @@ fn with_unit(x: f64, unit: &str) -> String {
     }
 }
 
-/// A text bar of `width` characters for a value in [0, 1].
 /// Score against `cost`: the Pareto front as a table, and a scatter plot (cost on a log scale).
 fn tradeoff(
     s: &mut String,
@@ -137,9 +136,7 @@ fn search_analysis(s: &mut String, h: &SearchHistory) {
         .filter(|t| t.outcome.score().is_some_and(f64::is_finite))
         .collect();
     tradeoff(s, h, ("size", "parameters"), |t| t.parameters as f64);
-    tradeoff(s, h, ("inference cost", "multiply-adds"), |t| {
-        t.architecture.inference_macs().unwrap_or(0) as f64
-    });
+    tradeoff(s, h, ("inference cost", "multiply-adds"), |t| t.macs as f64);
     let importance = autodl_search::analysis::importance(h);
     if !importance.is_empty() {
         let _ = writeln!(
@@ -163,6 +160,7 @@ fn search_analysis(s: &mut String, h: &SearchHistory) {
     }
 }
 
+/// A text bar of `width` characters for a value in [0, 1].
 fn bar(fraction: f64, width: usize) -> String {
     let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
     format!("{}{}", "█".repeat(filled), "·".repeat(width - filled))

@@ -701,3 +701,99 @@ fn bad_input_gives_one_clear_line_and_a_failure_status() {
         "is not a run directory",
     );
 }
+
+/// `bench nas-table` trains the first networks of the cell space and writes a table that says
+/// how it was made; a partial table is refused by `bench nas`, the committed full one is used.
+#[test]
+fn the_nas_table_is_built_and_strategies_compare_on_it() {
+    let scratch = Scratch::new("nas");
+    let out = scratch.path().join("table.json");
+    let made = xtask(&[
+        "bench",
+        "nas-table",
+        "--limit",
+        "3",
+        "--epochs",
+        "2",
+        "--train-rows",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(table["about"]["connected_cells"], 3927);
+    assert_eq!(table["about"]["distinct_architectures"], 1065);
+    assert_eq!(table["about"]["train_rows"], 200);
+    assert!(
+        table["about"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("--limit 3")
+    );
+    let archs = table["archs"].as_array().unwrap();
+    assert_eq!(archs.len(), 3);
+    for a in archs {
+        let curve = a["valid_accuracy"].as_array().unwrap();
+        assert_eq!(curve.len(), 2);
+        assert!(
+            curve
+                .iter()
+                .all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap()))
+        );
+        assert!(a["parameters"].as_u64().unwrap() > 0);
+    }
+    let refused = xtask(&["bench", "nas", "--table", out.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("partial"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // The committed table: every strategy runs, and the numbers are consistent.
+    let report_path = scratch.path().join("nas.json");
+    let bench = xtask(&[
+        "bench",
+        "nas",
+        "--seeds",
+        "3",
+        "--evaluations",
+        "30",
+        "--out",
+        report_path.to_str().unwrap(),
+    ]);
+    assert!(bench.status.success(), "{}", text(&bench.stderr));
+    let stdout = text(&bench.stdout);
+    assert!(stdout.contains("median validation regret"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(report["top1_count"], 11);
+    let strategies = report["strategies"].as_array().unwrap();
+    let names: Vec<&str> = strategies
+        .iter()
+        .map(|s| s["strategy"].as_str().unwrap())
+        .collect();
+    for name in [
+        "random",
+        "evolution (12/4)",
+        "tpe (10 start-up)",
+        "hyperband",
+        "bohb",
+    ] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    for s in strategies {
+        let curve: Vec<f64> = s["median_regret"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(curve.len(), 30);
+        // The incumbent only improves: regret never rises.
+        assert!(curve.windows(2).all(|w| w[1] <= w[0] + 1e-12), "{curve:?}");
+        assert!(curve.iter().all(|&r| r >= 0.0));
+    }
+}
