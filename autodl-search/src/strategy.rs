@@ -668,7 +668,16 @@ fn search_halving(
             });
             genomes.push(genome);
             let id = n as u32;
-            if run(evaluator, &mut trials, id, min_epochs) {
+            if n < defaults.len() {
+                // The conventional defaults are the baseline every strategy keeps: trained to
+                // the end, not judged on a few epochs.
+                run(evaluator, &mut trials, id, usize::MAX);
+                set_why(
+                    &mut trials,
+                    id,
+                    "a conventional default: trained to the end without rungs".into(),
+                );
+            } else if run(evaluator, &mut trials, id, min_epochs) {
                 set_why(
                     &mut trials,
                     id,
@@ -1046,8 +1055,13 @@ mod tests {
         assert_eq!(h.strategy, "successive_halving");
         assert_eq!(h.trials.len(), 9);
         let rungs = |t: &TrialRecord| t.rungs.as_ref().unwrap().epochs.clone();
-        // Nine at 3 epochs; the best three continue to 9, the best of those to 27, and that
-        // last one to its own epoch cap.
+        // The default (trial 0) trains to the end at once; the other eight start at 3 epochs,
+        // the best three continue to 9, the best of those to 27, and that last one to its own
+        // epoch cap.
+        assert_eq!(
+            rungs(&h.trials[0]),
+            vec![h.trials[0].hyperparams.max_epochs]
+        );
         let reached_9: Vec<&TrialRecord> =
             h.trials.iter().filter(|t| rungs(t).len() >= 2).collect();
         let finished: Vec<&TrialRecord> = h.trials.iter().filter(|t| rungs(t).len() == 4).collect();
@@ -1078,7 +1092,7 @@ mod tests {
             .iter()
             .map(|t| at3(t))
             .fold(f64::INFINITY, f64::min);
-        for t in h.trials.iter().filter(|t| rungs(t).len() == 1) {
+        for t in h.trials[1..].iter().filter(|t| rungs(t).len() == 1) {
             assert!(
                 at3(t) <= worst_promoted,
                 "trial {} was better than a promoted one",
@@ -1096,9 +1110,8 @@ mod tests {
         }
         assert!(reached_9.iter().all(|t| at3(t) <= at3(finished[0])));
         // Eliminated trials were discarded; no trial was ever restarted (checked in Rising).
-        assert_eq!(eval.discarded.len(), 9);
-        assert_eq!(h.best_trial, Some(finished[0].trial));
-        assert_eq!(eval.calls, 9 + 3 + 1 + 1);
+        assert_eq!(eval.discarded.len(), 8);
+        assert_eq!(eval.calls, 1 + 8 + 3 + 1 + 1);
     }
 
     #[test]
@@ -1194,7 +1207,9 @@ mod tests {
             .collect();
         // Brackets of 9 at 3 epochs, 5 at 9, 3 at 27 (or less where a trial's own
         // max_epochs ends it sooner).
-        assert!(first[..9].iter().all(|&e| e <= 3), "{first:?}");
+        // Trial 0 is the default, trained to the end without rungs.
+        assert_eq!(first[0], h.trials[0].hyperparams.max_epochs);
+        assert!(first[1..9].iter().all(|&e| e <= 3), "{first:?}");
         assert!(first[9..14].iter().all(|&e| e <= 9), "{first:?}");
         assert!(first[9..14].iter().any(|&e| e > 3), "{first:?}");
         assert!(first[14..].iter().any(|&e| e > 9), "{first:?}");
@@ -1207,11 +1222,11 @@ mod tests {
         assert_eq!(h.strategy, "bohb");
         assert_eq!(h.trials.len(), 36);
         let by: Vec<&str> = h.trials.iter().map(|t| t.proposed_by.as_str()).collect();
-        // Hyperband's first cycle (9 at 3 epochs, 5 at 9, 3 at 27: 17 trials) leaves 9 scores
-        // at 3 epochs and 8 at 9; the next cycle's first member makes ten at 3 epochs, after
-        // which TPE proposes.
-        assert!(by[..18].iter().all(|&b| b != "tpe"), "{by:?}");
-        assert!(by[18..].iter().all(|&b| b == "tpe"), "{by:?}");
+        // Hyperband's first cycle (9 at 3 epochs, 5 at 9, 3 at 27: 17 trials, the first being
+        // the default, trained to the end at once) leaves 8 scores at 3 epochs and 8 at 9;
+        // the next cycle's second member makes ten at 3 epochs, after which TPE proposes.
+        assert!(by[..19].iter().all(|&b| b != "tpe"), "{by:?}");
+        assert!(by[19..].iter().all(|&b| b == "tpe"), "{by:?}");
         for t in &h.trials {
             let r = t.rungs.as_ref().unwrap();
             assert_eq!(r.scores.len(), r.epochs.len());
@@ -1236,10 +1251,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.trials.len(), 12);
-        assert!(
-            h.trials
-                .iter()
-                .all(|t| t.rungs.as_ref().unwrap().why.contains("ended by itself"))
-        );
+        let why = |t: &TrialRecord| t.rungs.as_ref().unwrap().why.clone();
+        assert!(why(&h.trials[0]).contains("conventional default"));
+        assert!(h.trials[1..].iter().all(|t| why(t).contains("ended by itself")));
     }
 }

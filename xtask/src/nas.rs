@@ -701,8 +701,186 @@ pub fn bench(args: &NasBenchArgs) -> Result<NasBenchReport> {
         std::fs::create_dir_all(dir)?;
     }
     autodl_artifacts::io::write_json(&args.out, &report)?;
-    eprintln!("raw results: {}", args.out.display());
+    let svg = args.out.with_extension("svg");
+    std::fs::write(&svg, regret_svg(&report))?;
+    let md = args.out.with_extension("md");
+    std::fs::write(&md, markdown(&report, &svg))?;
+    eprintln!(
+        "raw results: {}; report with the regret plot: {} ({})",
+        args.out.display(),
+        md.display(),
+        svg.display()
+    );
     Ok(report)
+}
+
+const COLOURS: [&str; 8] = [
+    "#444444", "#1f77b4", "#17becf", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
+
+/// Median regret against full trainings, one line per strategy (log-scaled x axis).
+fn regret_svg(r: &NasBenchReport) -> String {
+    use std::fmt::Write as _;
+    let (w, h, left, bottom, top, right) = (760.0, 420.0, 60.0, 50.0, 20.0, 190.0);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let ymax = r
+        .strategies
+        .iter()
+        .flat_map(|s| s.median_regret.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let xmax = (r.evaluations as f64).ln();
+    let x = |k: usize| left + (k as f64).ln() / xmax * pw;
+    let y = |v: f64| top + ph - v / ymax * ph;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#,
+        top + ph,
+        left + pw,
+        top + ph,
+        top + ph
+    );
+    for k in [1usize, 2, 5, 10, 20, 50, 100, 200, 500, 1000] {
+        if k > r.evaluations {
+            break;
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{k}</text>"#,
+            x(k),
+            top + ph + 16.0
+        );
+    }
+    for i in 0..=4 {
+        let v = ymax * i as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{v:.3}</text>"#,
+            left - 6.0,
+            y(v) + 4.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">full trainings (log scale)</text>"#,
+        left + pw / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">median validation regret</text>"#,
+        top + ph / 2.0,
+        top + ph / 2.0
+    );
+    for (i, st) in r.strategies.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let points: Vec<String> = st
+            .median_regret
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| format!("{:.1},{:.1}", x(k + 1), y(v)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let ly = top + 16.0 * i as f64 + 8.0;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{colour}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            left + pw + 12.0,
+            left + pw + 32.0,
+            left + pw + 38.0,
+            ly + 4.0,
+            st.strategy
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The comparison as a Markdown report: the table, the plot, a text rendering of it.
+fn markdown(r: &NasBenchReport, svg: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Strategies on the NAS table\n\n{} architectures ({}); top 1% = the best {} \
+         (validation accuracy ≥ {:.4}; best {:.4}). {} seeds per strategy, a budget of {} full \
+         trainings each; multi-fidelity strategies pay for the epochs they use.\n",
+        r.distinct_architectures,
+        r.table,
+        r.top1_count,
+        r.top1_threshold,
+        r.best_valid,
+        r.seeds,
+        r.evaluations
+    );
+    let _ = writeln!(
+        s,
+        "| strategy | median full trainings to the top 1% | reached in | median final test accuracy | median seconds per run |\n|---|---:|---:|---:|---:|"
+    );
+    for st in &r.strategies {
+        let reached = st.to_top1.iter().filter(|x| x.is_some()).count();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {reached}/{} | {:.4} | {:.3} |",
+            st.strategy,
+            st.median_to_top1
+                .map_or(format!("> {}", r.evaluations), |m| format!("{m:.1}")),
+            st.to_top1.len(),
+            st.median_final_test,
+            st.median_seconds
+        );
+    }
+    let name = svg
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let _ = writeln!(s, "\n![median regret against full trainings]({name})\n");
+    // The same curves as text: one letter per strategy, log-scaled x.
+    let (cols, rows) = (64usize, 14usize);
+    let ymax = r
+        .strategies
+        .iter()
+        .flat_map(|st| st.median_regret.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let mut grid = vec![vec![' '; cols]; rows];
+    let letters: Vec<char> = ('a'..='z').collect();
+    for (i, st) in r.strategies.iter().enumerate() {
+        for c in 0..cols {
+            let k = ((c as f64 / (cols - 1) as f64) * (r.evaluations as f64).ln())
+                .exp()
+                .round() as usize;
+            let v = st.median_regret[k.clamp(1, r.evaluations) - 1];
+            let row = rows - 1 - ((v / ymax) * (rows - 1) as f64).round() as usize;
+            if grid[row][c] == ' ' {
+                grid[row][c] = letters[i];
+            }
+        }
+    }
+    let _ = writeln!(s, "```\nregret {ymax:.3}");
+    for row in grid {
+        let _ = writeln!(s, "  │{}", row.into_iter().collect::<String>());
+    }
+    let _ = writeln!(
+        s,
+        "  └{}\n   1 … {} full trainings (log scale)",
+        "─".repeat(cols),
+        r.evaluations
+    );
+    for (i, st) in r.strategies.iter().enumerate() {
+        let _ = writeln!(s, "   {} = {}", letters[i], st.strategy);
+    }
+    let _ = writeln!(s, "```");
+    s
 }
 
 fn print_report(r: &NasBenchReport) {
