@@ -39,7 +39,9 @@ enum TaskArg {
 /// The search strategy.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StrategyArg {
-    /// Regularized (aging) evolution over DAG mutations.
+    /// Regularized (aging) evolution over DAG mutations (population 6, tournaments of 3;
+    /// every other trial mutates the best so far while the population fills). The default:
+    /// best on the NAS table and ahead of random search in the pipeline (ARCHITECTURE.md).
     Evolution,
     /// Independent random samples.
     Random,
@@ -54,7 +56,7 @@ enum StrategyArg {
     Hyperband,
     /// Successive halving with epochs as the fidelity: brackets of 9 trained for 3 epochs,
     /// the best third continued from their checkpoints to 3× the epochs, until one trains to
-    /// the end.
+    /// the end (the conventional defaults train to the end at once).
     Halving,
 }
 

@@ -777,7 +777,7 @@ fn the_nas_table_is_built_and_strategies_compare_on_it() {
         .collect();
     for name in [
         "random",
-        "evolution (12/4)",
+        "evolution (6/3)",
         "tpe (10 start-up)",
         "hyperband",
         "bohb",
