@@ -202,6 +202,8 @@ pub fn generate(args: &TableArgs) -> Result<()> {
         bail!("--epochs, --channels and --jobs must be at least 1");
     }
     let started = Instant::now();
+    // The code that trains is the code checked out now.
+    let commit = git_commit();
     let ctx = RunContext::new(args.seed, std::env::temp_dir());
     let table = autodl_data::read_table(&args.data)?;
     let test_table = autodl_data::read_table(&args.test)?;
@@ -378,7 +380,7 @@ pub fn generate(args: &TableArgs) -> Result<()> {
         wall_seconds: started.elapsed().as_secs_f64(),
         jobs: args.jobs,
         machine: machine(),
-        commit: git_commit(),
+        commit,
     };
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -564,8 +566,8 @@ pub fn compared_strategies() -> Vec<Strategy> {
         Strategy::Random,
         Strategy::default_evolution(),
         Strategy::RegularizedEvolution {
-            population: 6,
-            tournament: 3,
+            population: 12,
+            tournament: 4,
         },
         Strategy::default_tpe(),
         Strategy::SuccessiveHalving {
