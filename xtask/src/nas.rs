@@ -518,8 +518,9 @@ pub struct StrategyRuns {
     /// budget ran out first.
     pub to_top1: Vec<Option<f64>>,
     pub median_to_top1: Option<f64>,
-    /// Median validation regret of the incumbent after 1, 2, … full-training equivalents.
-    pub median_regret: Vec<f64>,
+    /// Median validation regret of the incumbent after 1, 2, … full-training equivalents;
+    /// `None` while most runs have no fully trained network yet.
+    pub median_regret: Vec<Option<f64>>,
     /// Median test accuracy of the final incumbent.
     pub median_final_test: f64,
     /// Median wall-clock seconds per run (the strategy's own overhead; lookups are free).
@@ -662,15 +663,15 @@ pub fn bench(args: &NasBenchArgs) -> Result<NasBenchReport> {
                     }
                     k += 1;
                 }
-                curve[unit - 1] =
-                    incumbent.map_or(best - finals[n - 1], |i| best - table.final_valid(i));
+                // No incumbent yet counts as worse than any regret (infinite).
+                curve[unit - 1] = incumbent.map_or(f64::INFINITY, |i| best - table.final_valid(i));
             }
             tests.push(incumbent.map_or(0.0, |i| table.archs[i].test_accuracy));
             to_top1.push(reached);
             curves.push(curve);
         }
-        let median_regret: Vec<f64> = (0..args.evaluations)
-            .map(|t| median(curves.iter().map(|c| c[t]).collect()))
+        let median_regret: Vec<Option<f64>> = (0..args.evaluations)
+            .map(|t| Some(median(curves.iter().map(|c| c[t]).collect())).filter(|m| m.is_finite()))
             .collect();
         let runs = StrategyRuns {
             strategy: label(&strategy),
@@ -728,7 +729,7 @@ fn regret_svg(r: &NasBenchReport) -> String {
     let ymax = r
         .strategies
         .iter()
-        .flat_map(|s| s.median_regret.iter().copied())
+        .flat_map(|s| s.median_regret.iter().flatten().copied())
         .fold(0.0f64, f64::max)
         .max(1e-9);
     let xmax = (r.evaluations as f64).ln();
@@ -786,7 +787,7 @@ fn regret_svg(r: &NasBenchReport) -> String {
             .median_regret
             .iter()
             .enumerate()
-            .map(|(k, &v)| format!("{:.1},{:.1}", x(k + 1), y(v)))
+            .filter_map(|(k, v)| v.map(|v| format!("{:.1},{:.1}", x(k + 1), y(v))))
             .collect();
         let _ = writeln!(
             s,
@@ -851,7 +852,7 @@ fn markdown(r: &NasBenchReport, svg: &Path) -> String {
     let ymax = r
         .strategies
         .iter()
-        .flat_map(|st| st.median_regret.iter().copied())
+        .flat_map(|st| st.median_regret.iter().flatten().copied())
         .fold(0.0f64, f64::max)
         .max(1e-9);
     let mut grid = vec![vec![' '; cols]; rows];
@@ -861,7 +862,9 @@ fn markdown(r: &NasBenchReport, svg: &Path) -> String {
             let k = ((c as f64 / (cols - 1) as f64) * (r.evaluations as f64).ln())
                 .exp()
                 .round() as usize;
-            let v = st.median_regret[k.clamp(1, r.evaluations) - 1];
+            let Some(v) = st.median_regret[k.clamp(1, r.evaluations) - 1] else {
+                continue;
+            };
             let row = rows - 1 - ((v / ymax) * (rows - 1) as f64).round() as usize;
             if grid[row][c] == ' ' {
                 grid[row][c] = letters[i];
@@ -915,7 +918,7 @@ fn print_report(r: &NasBenchReport) {
         let cells: Vec<String> = r
             .strategies
             .iter()
-            .map(|s| format!("{:.4}", s.median_regret[k - 1]))
+            .map(|s| s.median_regret[k - 1].map_or("-".into(), |v| format!("{v:.4}")))
             .collect();
         println!("| {k} | {} |", cells.join(" | "));
     }

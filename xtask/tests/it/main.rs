@@ -785,13 +785,12 @@ fn the_nas_table_is_built_and_strategies_compare_on_it() {
         assert!(names.contains(&name), "{names:?}");
     }
     for s in strategies {
-        let curve: Vec<f64> = s["median_regret"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        assert_eq!(curve.len(), 30);
+        let all = s["median_regret"].as_array().unwrap();
+        assert_eq!(all.len(), 30);
+        // `null` until most runs have a fully trained network, numbers after.
+        let curve: Vec<f64> = all.iter().filter_map(serde_json::Value::as_f64).collect();
+        assert!(!curve.is_empty());
+        assert!(all[all.len() - curve.len()..].iter().all(|v| v.is_f64()));
         // The incumbent only improves: regret never rises.
         assert!(curve.windows(2).all(|w| w[1] <= w[0] + 1e-12), "{curve:?}");
         assert!(curve.iter().all(|&r| r >= 0.0));
