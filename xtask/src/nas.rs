@@ -857,12 +857,16 @@ fn markdown(r: &NasBenchReport, svg: &Path) -> String {
         .max(1e-9);
     let mut grid = vec![vec![' '; cols]; rows];
     let letters: Vec<char> = ('a'..='z').collect();
+    // The full trainings each column shows (log-spaced).
+    let at: Vec<usize> = (0..cols)
+        .map(|c| {
+            let k = ((c as f64 / (cols - 1) as f64) * (r.evaluations as f64).ln()).exp();
+            (k.round() as usize).clamp(1, r.evaluations)
+        })
+        .collect();
     for (i, st) in r.strategies.iter().enumerate() {
-        for c in 0..cols {
-            let k = ((c as f64 / (cols - 1) as f64) * (r.evaluations as f64).ln())
-                .exp()
-                .round() as usize;
-            let Some(v) = st.median_regret[k.clamp(1, r.evaluations) - 1] else {
+        for (c, &k) in at.iter().enumerate() {
+            let Some(v) = st.median_regret[k - 1] else {
                 continue;
             };
             let row = rows - 1 - ((v / ymax) * (rows - 1) as f64).round() as usize;
