@@ -326,8 +326,16 @@ fn successive_halving_continues_promoted_trials_in_the_pipeline() {
     let h: SearchHistory = read_json(&run.join(paths::TRIALS)).unwrap();
     assert_eq!(h.strategy, "successive_halving");
     assert_eq!(h.trials.len(), 9);
+    // The conventional default trains to the end at once; the others start at 3 epochs.
+    let (defaults, others): (Vec<_>, Vec<_>) =
+        h.trials.iter().partition(|t| t.proposed_by == "default");
+    assert!(!defaults.is_empty());
+    assert!(defaults.iter().all(|t| {
+        let r = t.rungs.as_ref().unwrap();
+        r.epochs.len() == 1 && r.why.contains("conventional default")
+    }));
     let rungs: Vec<&autodl_artifacts::trial::RungLog> =
-        h.trials.iter().map(|t| t.rungs.as_ref().unwrap()).collect();
+        others.iter().map(|t| t.rungs.as_ref().unwrap()).collect();
     assert!(
         rungs.iter().all(|r| r.epochs[0] <= 3 && !r.why.is_empty()),
         "{rungs:?}"
