@@ -1,4 +1,5 @@
-//! Architecture and hyper-parameter search over DAGs of convolutional and dense blocks.
+//! Architecture and hyper-parameter search over DAGs of convolutional blocks, cells and dense
+//! blocks.
 //!
 //! In: a [`SearchSpace`] (sized from the data), a [`SearchConfig`] (strategy and budget), and an
 //! [`Evaluator`] that trains a candidate and returns its [`TrialOutcome`]. Out: a
@@ -8,18 +9,21 @@
 //! `xtask` orchestrator) implements [`Evaluator`] with autodl-train.
 //!
 //! Candidates are [`Genome`]s: for signals and images, convolutional blocks (filters, kernel,
-//! stride, batch norm, activation, residual add, max/average pooling) and a reduction (flatten
-//! or global pooling); then a stack of dense blocks (width, activation, normalisation, dropout,
-//! an optional skip connection from any earlier block by addition or concatenation); plus the
-//! training options (optimiser and learning rate, schedule and warm-up, batch size, weight
-//! decay, epochs, gradient clipping, label smoothing, class weights, regression loss). Each genome renders to an
-//! [`ArchitectureSpec`], which is validated with petgraph (acyclic, one input, one output, every
-//! node on an input-to-output path) and by the spec's own shape rules before it is evaluated.
+//! stride, batch norm, activation, residual add, max/average pooling), optionally a
+//! NAS-Bench-201-style [`Cell`] stacked after each of them, and a reduction (flatten or global
+//! pooling); then a stack of dense blocks (width, activation, normalisation, dropout, an optional
+//! skip connection from any earlier block by addition or concatenation); plus the training
+//! options (optimiser and learning rate, schedule and warm-up, batch size, weight decay, epochs,
+//! gradient clipping, label smoothing, class weights, regression loss). Each genome renders to
+//! an [`ArchitectureSpec`], which is validated with petgraph (acyclic, one input, one output,
+//! every node on an input-to-output path) and by the spec's own shape rules before it is
+//! evaluated; every trial records its parameter count and multiply-adds.
 //!
-//! Strategies: [`Strategy::Random`] and [`Strategy::RegularizedEvolution`] (Real et al. 2019:
-//! tournament selection, mutation, and removal of the oldest member). Both first evaluate the
-//! space's conventional [`SearchSpace::defaults`] (an MLP, and a small CNN for spatial inputs),
-//! so that a short budget starts from a sensible point.
+//! Strategies ([`Strategy`]): random search, regularized evolution (the default), TPE,
+//! successive halving, Hyperband and BOHB, the last three with epochs as the fidelity. All first
+//! evaluate the space's conventional [`SearchSpace::defaults`] (an MLP, and a small CNN for
+//! spatial inputs), so that a short budget starts from a sensible point. [`Objective`] adds
+//! parameters or multiply-adds as a second objective (Pareto ranks).
 //!
 //! ```
 //! use autodl_artifacts::context::RunContext;

@@ -183,19 +183,6 @@ fn machine() -> String {
     format!("{model}, {cpus} CPUs available")
 }
 
-fn accuracy(predicted: &autodl_artifacts::table::Matrix, y: &[f32]) -> f64 {
-    let hits = (0..predicted.n_rows)
-        .filter(|&i| {
-            let row = predicted.row(i);
-            let best = (0..row.len())
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .unwrap_or(0);
-            best == y[i] as usize
-        })
-        .count();
-    hits as f64 / y.len().max(1) as f64
-}
-
 /// Trains every distinct architecture of the cell space and writes the table.
 pub fn generate(args: &TableArgs) -> Result<()> {
     if args.epochs == 0 || args.channels == 0 || args.jobs == 0 {
@@ -301,7 +288,8 @@ pub fn generate(args: &TableArgs) -> Result<()> {
                             let weights = r.weights.context("training kept no weights")?;
                             let p =
                                 autodl_train::predict(&spec, &weights, data.task, &data.test.x)?;
-                            Ok((r.history, accuracy(&p, &data.test.y)))
+                            let metric = autodl_artifacts::table::Metric::Accuracy;
+                            Ok((r.history, metric.compute_scaled(&p, &data.test.y, 1.0)))
                         });
                     let (history, test_accuracy) = match result {
                         Ok(r) => r,
