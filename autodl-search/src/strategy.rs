@@ -382,17 +382,19 @@ pub fn search(
                     ..Default::default()
                 };
                 // Two objectives: TPE's loss is the Pareto rank, ties by score.
-                let losses: Vec<(crate::tpe::Config, f64)> = if two_objectives {
+                let ranked: Vec<(crate::tpe::Config, f64)>;
+                let losses = if two_objectives {
                     let ranks = pareto_ranks(&costs);
-                    observed
+                    ranked = observed
                         .iter()
                         .zip(ranks)
                         .map(|((c, loss), r)| (c.clone(), r as f64 + 0.5 * loss.clamp(-1.0, 1.0)))
-                        .collect()
+                        .collect();
+                    &ranked
                 } else {
-                    observed.clone()
+                    &observed
                 };
-                let config = tpe_space.suggest(&losses, settings, &mut rng);
+                let config = tpe_space.suggest(losses, settings, &mut rng);
                 let by = if observed.len() < startup_trials {
                     "random"
                 } else {
