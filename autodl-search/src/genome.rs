@@ -528,7 +528,8 @@ impl SearchSpace {
     }
 
     /// Changes one edge of the cell to another operation (adding the edge when it was `none`,
-    /// removing it when it becomes `none`); `None` for a genome without a cell.
+    /// removing it when it becomes `none`); an empty description (and no change) for a genome
+    /// without a cell.
     fn mutate_cell_edge(g: &mut Genome, rng: &mut impl Rng) -> String {
         let Some(cell) = g.cell.as_mut() else {
             return String::new();

@@ -50,8 +50,8 @@ pub enum Strategy {
         min_epochs: usize,
     },
     /// Hyperband (Li et al. 2018): successive halving in brackets that trade the number of
-    /// candidates against their first-rung epochs, cycling from the most exploratory (
-    /// `bracket` candidates at `min_epochs`) to the least (few candidates, each started with
+    /// candidates against their first-rung epochs, cycling from the most exploratory
+    /// (`bracket` candidates at `min_epochs`) to the least (few candidates, each started with
     /// `eta^s_max` times the epochs), where `s_max = log_eta(bracket)`. Bracket `s` has
     /// `⌈(s_max + 1) · eta^s / (s + 1)⌉` random candidates starting at
     /// `min_epochs · eta^(s_max − s)` epochs.
@@ -79,9 +79,11 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// The default: regularized evolution with a population of 6 and tournaments of 3, the
-    /// setting that measured best on the NAS table (`cargo xtask bench nas`) and beat random
-    /// search in the pipeline (`scripts/compare_pipeline.py`); see ARCHITECTURE.md.
+    /// The default: regularized evolution with a population of 6 and tournaments of 3. On the
+    /// NAS table (`cargo xtask bench nas`) it needed 27.5 full trainings to reach the top 1%
+    /// against random search's 244.5; only successive halving (25.5) was faster, and that lost
+    /// to random search in the pipeline. ARCHITECTURE.md has the numbers, including the
+    /// pipeline comparison in which this default does not yet beat random search either.
     pub fn default_evolution() -> Self {
         Strategy::RegularizedEvolution {
             population: 6,
@@ -314,8 +316,8 @@ pub fn search(
     // TPE's observations: encoded genomes and losses (negated scores).
     let tpe_space = space.tpe_space();
     let mut observed: Vec<(crate::tpe::Config, f64)> = Vec::new();
-    // (score, cost) of each observation, for two objectives.
-    let mut costs: Vec<(f64, f64)> = Vec::new();
+    // The second objective's cost of each observation (its score is in `observed`).
+    let mut costs: Vec<f64> = Vec::new();
     ctx.progress
         .start("search", cfg.budget.max_trials.map(u64::from));
     let defaults = space.defaults();
@@ -384,10 +386,14 @@ pub fn search(
                 // Two objectives: TPE's loss is the Pareto rank, ties by score.
                 let ranked: Vec<(crate::tpe::Config, f64)>;
                 let losses = if two_objectives {
-                    let ranks = pareto_ranks(&costs);
+                    let points: Vec<(f64, f64)> = observed
+                        .iter()
+                        .zip(&costs)
+                        .map(|((_, loss), &c)| (-loss, c))
+                        .collect();
                     ranked = observed
                         .iter()
-                        .zip(ranks)
+                        .zip(pareto_ranks(&points))
                         .map(|((c, loss), r)| (c.clone(), r as f64 + 0.5 * loss.clamp(-1.0, 1.0)))
                         .collect();
                     &ranked
@@ -432,7 +438,7 @@ pub fn search(
         let cost = cfg.objective.cost(&record).unwrap_or(0.0);
         if let Strategy::Tpe { .. } = cfg.strategy {
             observed.push((space.encode(&genome), -score));
-            costs.push((score, cost));
+            costs.push(cost);
         }
         if let Strategy::RegularizedEvolution {
             population: size, ..

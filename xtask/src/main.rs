@@ -41,7 +41,8 @@ enum TaskArg {
 enum StrategyArg {
     /// Regularized (aging) evolution over DAG mutations (population 6, tournaments of 3;
     /// every other trial mutates the best so far while the population fills). The default:
-    /// best on the NAS table and ahead of random search in the pipeline (ARCHITECTURE.md).
+    /// 0.11× random search's evaluations to the NAS table's top 1%; in the pipeline it does
+    /// not yet beat random search (ARCHITECTURE.md).
     Evolution,
     /// Independent random samples.
     Random,

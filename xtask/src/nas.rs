@@ -100,12 +100,7 @@ impl NasTable {
     /// The table row of every one of the 4096 cells (a disconnected cell maps to its
     /// [`Cell::repaired`] form, as TPE proposals do), by cell.
     pub fn lookup(&self) -> Result<HashMap<Cell, usize>> {
-        let by_key: HashMap<&str, usize> = self
-            .archs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.key.as_str(), i))
-            .collect();
+        let by_key = self.rows_by_key();
         let keys = cell_keys(&self.space())?;
         Cell::all()
             .map(|cell| {
@@ -115,6 +110,15 @@ impl NasTable {
                     .with_context(|| format!("the table has no row for cell {}", cell.code()))?;
                 Ok((cell, *row))
             })
+            .collect()
+    }
+
+    /// Each row's index by its network's canonical key.
+    pub fn rows_by_key(&self) -> HashMap<&str, usize> {
+        self.archs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.key.as_str(), i))
             .collect()
     }
 
@@ -402,8 +406,7 @@ pub fn read_table(path: &Path) -> Result<NasTable> {
 /// Looks candidates up in the table instead of training them; the cost is counted in epochs.
 pub struct TableEvaluator<'a> {
     table: &'a NasTable,
-    rows: &'a HashMap<Cell, usize>,
-    keys: &'a HashMap<String, Cell>,
+    rows: HashMap<&'a str, usize>,
     /// Epochs each trial has been trained for so far.
     trained: HashMap<u32, usize>,
     /// Epochs spent in all.
@@ -416,17 +419,10 @@ pub struct TableEvaluator<'a> {
 }
 
 impl<'a> TableEvaluator<'a> {
-    pub fn new(
-        table: &'a NasTable,
-        rows: &'a HashMap<Cell, usize>,
-        keys: &'a HashMap<String, Cell>,
-        budget_epochs: usize,
-        cancel: Arc<AtomicBool>,
-    ) -> Self {
+    pub fn new(table: &'a NasTable, budget_epochs: usize, cancel: Arc<AtomicBool>) -> Self {
         TableEvaluator {
             table,
-            rows,
-            keys,
+            rows: table.rows_by_key(),
             trained: HashMap::new(),
             spent_epochs: 0,
             finished: Vec::new(),
@@ -451,8 +447,7 @@ impl Evaluator for TableEvaluator<'_> {
             .architecture
             .canonical_key()
             .ok()
-            .and_then(|k| self.keys.get(&k))
-            .map(|cell| self.rows[cell]);
+            .and_then(|k| self.rows.get(k.as_str()).copied());
         let Some(row) = row else {
             return (
                 TrialOutcome::Failed {
@@ -592,12 +587,9 @@ fn label(strategy: &Strategy) -> String {
 /// Runs every strategy `seeds` times on the table and compares them.
 pub fn bench(args: &NasBenchArgs) -> Result<NasBenchReport> {
     let table = read_table(&args.table)?;
-    let rows = table.lookup()?;
+    // Every cell must render to a row: a table made by other rendering code is refused.
+    table.lookup()?;
     let space = table.space();
-    let keys: HashMap<String, Cell> = cell_keys(&space)?
-        .into_iter()
-        .map(|(cell, key)| (key, cell))
-        .collect();
     let n = table.archs.len();
     let mut finals: Vec<f64> = (0..n).map(|i| table.final_valid(i)).collect();
     finals.sort_by(|a, b| b.total_cmp(a));
@@ -617,13 +609,8 @@ pub fn bench(args: &NasBenchArgs) -> Result<NasBenchReport> {
         let mut seconds = Vec::new();
         for seed in 0..args.seeds as u64 {
             let ctx = RunContext::new(seed, std::env::temp_dir());
-            let mut eval = TableEvaluator::new(
-                &table,
-                &rows,
-                &keys,
-                args.evaluations * epochs,
-                ctx.cancel.clone(),
-            );
+            let mut eval =
+                TableEvaluator::new(&table, args.evaluations * epochs, ctx.cancel.clone());
             let cfg = autodl_search::SearchConfig {
                 strategy: strategy.clone(),
                 budget: autodl_search::Budget {
