@@ -2,7 +2,8 @@
 the NAS table (six categorical cell edges; the objective is read from --objective, a JSON
 file that maps every cell's code to its loss, minus the validation accuracy).
 
-Runs TPESampler (Optuna's defaults: 10 random start-up trials, 24 candidates, univariate)
+Runs TPESampler with Optuna's defaults (10 random start-up trials, 24 candidates; since
+Optuna 4.9 the parameters are always modelled jointly)
 for each seed and prints one JSON line: the best-so-far regret after every trial, per
 seed, and the sampler's overhead per trial (all of Optuna's time per trial, including the
 study bookkeeping and the suggest calls, minus the function's arithmetic).

@@ -311,6 +311,8 @@ pub struct SearchBenchArgs {
     pub python: Option<PathBuf>,
     /// The NAS table, the third objective (skipped when `None`).
     pub nas_table: Option<PathBuf>,
+    /// autodl's candidates per proposal; `None` keeps its default.
+    pub ei_candidates: Option<usize>,
     pub out: PathBuf,
 }
 
@@ -318,6 +320,11 @@ pub struct SearchBenchArgs {
 struct SamplerResult {
     sampler: String,
     median_final_regret: f64,
+    mean_final_regret: f64,
+    /// Seeds whose best trial is the optimum (regret below 1e-9).
+    seeds_at_optimum: usize,
+    /// Final regret per seed.
+    final_regrets: Vec<f64>,
     overhead_secs_per_trial: f64,
     /// Median best-so-far regret after every trial.
     median_curve: Vec<f64>,
@@ -338,6 +345,22 @@ struct OptunaOutput {
     optuna: String,
     curves: Vec<Vec<f64>>,
     overhead_secs_per_trial: f64,
+}
+
+impl SamplerResult {
+    /// Summary of best-so-far regret `curves` (one per seed).
+    fn new(sampler: String, curves: &[Vec<f64>], overhead_secs_per_trial: f64) -> Self {
+        let finals: Vec<f64> = curves.iter().filter_map(|c| c.last().copied()).collect();
+        SamplerResult {
+            sampler,
+            median_final_regret: median(finals.clone()),
+            mean_final_regret: finals.iter().sum::<f64>() / finals.len().max(1) as f64,
+            seeds_at_optimum: finals.iter().filter(|&&r| r < 1e-9).count(),
+            final_regrets: finals,
+            overhead_secs_per_trial,
+            median_curve: median_curve(curves),
+        }
+    }
 }
 
 fn median_curve(curves: &[Vec<f64>]) -> Vec<f64> {
@@ -400,11 +423,17 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
         };
         functions.push(("nas_table", tpe_space, Box::new(f), optimum));
     }
+    let settings = TpeSettings {
+        ei_candidates: args
+            .ei_candidates
+            .unwrap_or(TpeSettings::default().ei_candidates),
+        ..TpeSettings::default()
+    };
     let mut results = Vec::new();
     for (name, space, f, optimum) in functions {
         eprintln!(
-            "bench search: {name}, {} trials × {} seeds, TPE (10 random start-up trials, 24 candidates)",
-            args.trials, args.seeds
+            "bench search: {name}, {} trials × {} seeds; autodl TPE: {} random start-up trials, {} candidates; Optuna TPE: its defaults (10, 24)",
+            args.trials, args.seeds, settings.startup_trials, settings.ei_candidates
         );
         let mut curves = Vec::new();
         let mut sampler_secs = 0.0;
@@ -414,7 +443,7 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
             let (mut best, mut curve) = (f64::INFINITY, Vec::with_capacity(args.trials));
             for _ in 0..args.trials {
                 let t0 = Instant::now();
-                let c = space.suggest(&history, TpeSettings::default(), &mut rng);
+                let c = space.suggest(&history, settings, &mut rng);
                 sampler_secs += t0.elapsed().as_secs_f64();
                 let loss = f(&c);
                 best = best.min(loss);
@@ -423,12 +452,11 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
             }
             curves.push(curve);
         }
-        let ours = SamplerResult {
-            sampler: "autodl TPE".into(),
-            median_final_regret: median(curves.iter().map(|c| c[c.len() - 1]).collect()),
-            overhead_secs_per_trial: sampler_secs / (args.trials * args.seeds) as f64,
-            median_curve: median_curve(&curves),
-        };
+        let ours = SamplerResult::new(
+            "autodl TPE".into(),
+            &curves,
+            sampler_secs / (args.trials * args.seeds) as f64,
+        );
         let out = Command::new(&python)
             .arg(&script)
             .args(["--function", name])
@@ -452,12 +480,11 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
             .find(|l| l.starts_with('{'))
             .context("the Optuna worker printed no result")?;
         let optuna: OptunaOutput = serde_json::from_str(line)?;
-        let theirs = SamplerResult {
-            sampler: format!("Optuna {} TPE", optuna.optuna),
-            median_final_regret: median(optuna.curves.iter().map(|c| c[c.len() - 1]).collect()),
-            overhead_secs_per_trial: optuna.overhead_secs_per_trial,
-            median_curve: median_curve(&optuna.curves),
-        };
+        let theirs = SamplerResult::new(
+            format!("Optuna {} TPE", optuna.optuna),
+            &optuna.curves,
+            optuna.overhead_secs_per_trial,
+        );
         println!(
             "\n{name}: median best-so-far regret over {} seeds",
             args.seeds
@@ -477,9 +504,17 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
             );
         }
         println!(
-            "final regret: autodl {:.4}, Optuna {:.4}; sampler overhead per trial: autodl {:.3} ms, Optuna {:.3} ms (Optuna / autodl = {:.0}×)",
+            "final regret, median: autodl {:.4}, Optuna {:.4}; mean: autodl {:.4}, Optuna {:.4}; seeds at the optimum: autodl {}, Optuna {} of {}",
             ours.median_final_regret,
             theirs.median_final_regret,
+            ours.mean_final_regret,
+            theirs.mean_final_regret,
+            ours.seeds_at_optimum,
+            theirs.seeds_at_optimum,
+            args.seeds
+        );
+        println!(
+            "sampler overhead per trial: autodl {:.3} ms, Optuna {:.3} ms (Optuna / autodl = {:.1}×)",
             ours.overhead_secs_per_trial * 1e3,
             theirs.overhead_secs_per_trial * 1e3,
             theirs.overhead_secs_per_trial / ours.overhead_secs_per_trial
