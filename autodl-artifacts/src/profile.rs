@@ -8,10 +8,28 @@ use crate::table::Task;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnKind {
-    /// Numbers (including numbers stored as text and booleans).
+    /// Numbers (including numbers stored as text).
     Numeric,
+    /// Two values spelled as booleans (`true`/`false`, `yes`/`no`, `y`/`n`, `t`/`f`), read as 1/0.
+    Boolean,
     /// Strings that name categories.
     Categorical,
+    /// Dates or date-times (`YYYY-MM-DD`, optionally with a time of day).
+    Datetime,
+    /// Free text: mostly distinct values of several words.
+    Text,
+}
+
+impl std::fmt::Display for ColumnKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ColumnKind::Numeric => "numeric",
+            ColumnKind::Boolean => "boolean",
+            ColumnKind::Categorical => "categorical",
+            ColumnKind::Datetime => "datetime",
+            ColumnKind::Text => "text",
+        })
+    }
 }
 
 /// Summary statistics of a numeric column (missing values excluded).
@@ -74,6 +92,27 @@ pub struct ColumnProfile {
     pub numeric: Option<NumericSummary>,
     /// The most frequent categories with their counts (categorical columns, at most 10).
     pub top_categories: Vec<(String, usize)>,
+    /// Share of the non-missing values taken by the most frequent one.
+    #[serde(default)]
+    pub top_share: f64,
+    /// A single distinct value (or none).
+    #[serde(default)]
+    pub constant: bool,
+    /// One value covers at least 99% of the non-missing values.
+    #[serde(default)]
+    pub near_constant: bool,
+    /// Identifier-like: a distinct value in every row (integers or text), so it names rows
+    /// rather than describing them.
+    #[serde(default)]
+    pub id_like: bool,
+    /// Numeric values beyond three interquartile ranges outside the quartiles.
+    #[serde(default)]
+    pub outliers: usize,
+    /// How well this column alone predicts the target on rows it was not fitted on: accuracy
+    /// for classification, R² for regression (see the data stage's leakage check). `None` for
+    /// the target and for columns not checked.
+    #[serde(default)]
+    pub alone_predicts_target: Option<f64>,
 }
 
 /// Profile of a whole table and of its target.
@@ -95,6 +134,13 @@ pub struct DataProfile {
     pub task_reason: String,
     /// Class labels and counts for classification (sorted by label).
     pub class_counts: Vec<(String, usize)>,
+    /// Rows that repeat an earlier row exactly (all columns).
+    #[serde(default)]
+    pub duplicate_rows: usize,
+    /// Test rows whose features (all columns but the target) equal a training row's; filled in
+    /// once the data is split.
+    #[serde(default)]
+    pub test_rows_also_in_train: Option<usize>,
 }
 
 crate::versioned!(DataProfile);
@@ -127,11 +173,19 @@ mod tests {
                 distinct: 2,
                 numeric: NumericSummary::of([1.0, 2.0].into_iter()),
                 top_categories: vec![],
+                top_share: 0.5,
+                constant: false,
+                near_constant: false,
+                id_like: false,
+                outliers: 0,
+                alone_predicts_target: Some(0.5),
             }],
             target: "y".into(),
             task: Task::Binary,
             task_reason: "two labels".into(),
             class_counts: vec![("a".into(), 2), ("b".into(), 1)],
+            duplicate_rows: 0,
+            test_rows_also_in_train: Some(0),
         };
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<DataProfile>(&json).unwrap(), p);

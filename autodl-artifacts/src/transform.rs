@@ -5,11 +5,19 @@
 //! exists once.
 //!
 //! Policy for data seen at inference time (documented here, tested below):
-//! - a missing value in a numeric column is imputed with the training median;
-//! - a number given as text is parsed; text that is not a number is an error naming the row;
+//! - a missing value in a numeric column is imputed with the training median (and flagged in
+//!   the column's missing-indicator feature when training had missing values);
+//! - a number given as text is parsed, and so are booleans spelled `true`/`false`, `yes`/`no`,
+//!   `y`/`n`, `t`/`f` (any case); other text in a numeric column is an error naming the row;
+//! - numbers beyond the clip bounds fitted in training are clipped to them;
 //! - a missing categorical value is imputed with the training split's most frequent category;
-//! - a category never seen in training encodes as all zeros in that column's one-hot block;
-//! - a required column that is absent is an error naming it; extra columns are ignored.
+//! - a category never seen in training (or merged as rare) encodes as the `(other)` feature of
+//!   its one-hot block where the block has one, else as all zeros; under frequency encoding it
+//!   encodes as 0;
+//! - a date that does not parse counts as missing;
+//! - a required column that is absent is an error naming it ([`AbsentColumns::Error`], what
+//!   [`FeatureTransform::transform`] does) or, by request, treated as entirely missing
+//!   ([`AbsentColumns::Impute`]); extra columns are ignored.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,16 +28,23 @@ use crate::{ArtifactError, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FeatureStep {
-    /// Impute with the median, then standardise: `(x - mean) / std`.
+    /// Impute with the median, clip, then standardise: `(x - mean) / std`; optionally followed
+    /// by a 0/1 feature that says the value was missing.
     Numeric {
         /// Source column.
         column: String,
         /// Value used for missing entries (training median).
         impute: f64,
-        /// Training mean (after imputation).
+        /// Training mean (after imputation and clipping).
         mean: f64,
-        /// Training standard deviation (after imputation; 1 if it was 0).
+        /// Training standard deviation (after imputation and clipping; 1 if it was 0).
         std: f64,
+        /// Bounds values are clipped to before standardising (extreme outliers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clip: Option<[f64; 2]>,
+        /// Whether a missing-indicator feature follows.
+        #[serde(default)]
+        missing_indicator: bool,
     },
     /// Impute with the most frequent category, then one-hot encode.
     OneHot {
@@ -39,6 +54,44 @@ pub enum FeatureStep {
         categories: Vec<String>,
         /// Value used for missing entries (most frequent training category).
         impute: String,
+        /// Whether a last feature, `(other)`, collects rare and unseen categories.
+        #[serde(default)]
+        other: bool,
+    },
+    /// A high-cardinality category as its share of the training rows (0 when unseen).
+    Frequency {
+        /// Source column.
+        column: String,
+        /// Each training category and its share of the training rows.
+        frequencies: Vec<(String, f64)>,
+        /// Value used for missing entries (most frequent training category).
+        impute: String,
+    },
+    /// A date or date-time: days since 1970-01-01 (imputed with the median, standardised),
+    /// then month and day of the week as points on the unit circle (sine, cosine), then, when
+    /// the column has times of day, the hour likewise; optionally a missing indicator last.
+    Date {
+        /// Source column.
+        column: String,
+        /// Days since 1970-01-01 used for missing or unparseable entries (training median).
+        impute: f64,
+        /// Training mean of the days.
+        mean: f64,
+        /// Training standard deviation of the days (1 if it was 0).
+        std: f64,
+        /// Whether the hour-of-day features are produced.
+        time: bool,
+        /// Whether a missing-indicator feature follows.
+        #[serde(default)]
+        missing_indicator: bool,
+    },
+    /// Free text as hashed word unigrams and bigrams (lower-cased, FNV-1a into `buckets`
+    /// counts, scaled to unit length); missing text is all zeros.
+    Text {
+        /// Source column.
+        column: String,
+        /// Number of hash buckets (features).
+        buckets: usize,
     },
 }
 
@@ -46,19 +99,93 @@ impl FeatureStep {
     /// The source column.
     pub fn column(&self) -> &str {
         match self {
-            FeatureStep::Numeric { column, .. } | FeatureStep::OneHot { column, .. } => column,
+            FeatureStep::Numeric { column, .. }
+            | FeatureStep::OneHot { column, .. }
+            | FeatureStep::Frequency { column, .. }
+            | FeatureStep::Date { column, .. }
+            | FeatureStep::Text { column, .. } => column,
         }
     }
 
     /// Names of the features this step produces.
     pub fn output_names(&self) -> Vec<String> {
+        let missing = |column: &str, yes: bool| yes.then(|| format!("{column}:missing"));
         match self {
-            FeatureStep::Numeric { column, .. } => vec![column.clone()],
+            FeatureStep::Numeric {
+                column,
+                missing_indicator,
+                ..
+            } => std::iter::once(column.clone())
+                .chain(missing(column, *missing_indicator))
+                .collect(),
             FeatureStep::OneHot {
-                column, categories, ..
-            } => categories.iter().map(|c| format!("{column}={c}")).collect(),
+                column,
+                categories,
+                other,
+                ..
+            } => categories
+                .iter()
+                .map(|c| format!("{column}={c}"))
+                .chain(other.then(|| format!("{column}=(other)")))
+                .collect(),
+            FeatureStep::Frequency { column, .. } => vec![format!("{column}:frequency")],
+            FeatureStep::Date {
+                column,
+                time,
+                missing_indicator,
+                ..
+            } => {
+                let mut parts = vec![
+                    "days",
+                    "month_sin",
+                    "month_cos",
+                    "weekday_sin",
+                    "weekday_cos",
+                ];
+                if *time {
+                    parts.extend(["hour_sin", "hour_cos"]);
+                }
+                parts
+                    .into_iter()
+                    .map(|p| format!("{column}:{p}"))
+                    .chain(missing(column, *missing_indicator))
+                    .collect()
+            }
+            FeatureStep::Text { column, buckets } => {
+                (0..*buckets).map(|b| format!("{column}:hash{b}")).collect()
+            }
         }
     }
+
+    /// Number of features this step produces.
+    pub fn width(&self) -> usize {
+        match self {
+            FeatureStep::Numeric {
+                missing_indicator, ..
+            } => 1 + usize::from(*missing_indicator),
+            FeatureStep::OneHot {
+                categories, other, ..
+            } => categories.len() + usize::from(*other),
+            FeatureStep::Frequency { .. } => 1,
+            FeatureStep::Date {
+                time,
+                missing_indicator,
+                ..
+            } => 5 + 2 * usize::from(*time) + usize::from(*missing_indicator),
+            FeatureStep::Text { buckets, .. } => *buckets,
+        }
+    }
+}
+
+/// What [`FeatureTransform::transform_with`] does when a column the transform reads is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbsentColumns {
+    /// An error naming the column (the default).
+    #[default]
+    Error,
+    /// Treat the column as missing in every row (imputed as in training).
+    Impute,
 }
 
 /// How the target is encoded for the network.
@@ -124,13 +251,7 @@ impl FeatureTransform {
 
     /// Number of output features.
     pub fn n_features(&self) -> usize {
-        self.steps
-            .iter()
-            .map(|s| match s {
-                FeatureStep::Numeric { .. } => 1,
-                FeatureStep::OneHot { categories, .. } => categories.len(),
-            })
-            .sum()
+        self.steps.iter().map(FeatureStep::width).sum()
     }
 
     /// Number of network outputs: classes, or 1 for regression.
@@ -144,41 +265,123 @@ impl FeatureTransform {
     /// Applies the transform to raw rows. See the module documentation for the policy on
     /// missing values, unseen categories and absent or extra columns.
     pub fn transform(&self, table: &RawTable) -> Result<Matrix> {
+        self.transform_with(table, AbsentColumns::Error)
+    }
+
+    /// [`FeatureTransform::transform`] with a choice of what an absent column means.
+    pub fn transform_with(&self, table: &RawTable, absent: AbsentColumns) -> Result<Matrix> {
         let n_rows = table.n_rows();
         let n_cols = self.n_features();
         let mut data = vec![0.0f32; n_rows * n_cols];
         let mut offset = 0;
+        // What an absent column reads as under `AbsentColumns::Impute`: missing in every row.
+        let absent_column = RawColumn {
+            name: "(absent)".into(),
+            values: ColumnValues::Numeric(vec![None; n_rows]),
+        };
         for step in &self.steps {
-            let column = table.column(step.column()).ok_or_else(|| {
-                ArtifactError::Transform(format!(
-                    "column '{}' is required by the model but absent from the data (columns present: {})",
-                    step.column(),
-                    table.names().join(", ")
-                ))
-            })?;
+            let column = match (table.column(step.column()), absent) {
+                (Some(c), _) => c,
+                (None, AbsentColumns::Impute) => &absent_column,
+                (None, AbsentColumns::Error) => {
+                    return Err(ArtifactError::Transform(format!(
+                        "column '{}' is required by the model but absent from the data (columns present: {})",
+                        step.column(),
+                        table.names().join(", ")
+                    )));
+                }
+            };
+            let mut put = |row: usize, k: usize, v: f64| data[row * n_cols + offset + k] = v as f32;
             match step {
                 FeatureStep::Numeric {
-                    impute, mean, std, ..
+                    impute,
+                    mean,
+                    std,
+                    clip,
+                    missing_indicator,
+                    ..
                 } => {
                     for row in 0..n_rows {
-                        let x = numeric_value(column, row)?.unwrap_or(*impute);
-                        data[row * n_cols + offset] = ((x - mean) / std) as f32;
+                        let value = numeric_value(column, row)?;
+                        let mut x = value.unwrap_or(*impute);
+                        if let Some([lo, hi]) = clip {
+                            x = x.clamp(*lo, *hi);
+                        }
+                        put(row, 0, (x - mean) / std);
+                        if *missing_indicator {
+                            put(row, 1, f64::from(u8::from(value.is_none())));
+                        }
                     }
-                    offset += 1;
                 }
                 FeatureStep::OneHot {
-                    categories, impute, ..
+                    categories,
+                    impute,
+                    other,
+                    ..
                 } => {
+                    let index: std::collections::HashMap<&str, usize> = categories
+                        .iter()
+                        .enumerate()
+                        .map(|(k, c)| (c.as_str(), k))
+                        .collect();
                     for row in 0..n_rows {
                         let label = column.values.label(row);
                         let label = label.as_deref().unwrap_or(impute);
-                        if let Some(k) = categories.iter().position(|c| c == label) {
-                            data[row * n_cols + offset + k] = 1.0;
+                        match index.get(label) {
+                            Some(&k) => put(row, k, 1.0),
+                            None if *other => put(row, categories.len(), 1.0),
+                            None => {}
                         }
                     }
-                    offset += categories.len();
+                }
+                FeatureStep::Frequency {
+                    frequencies,
+                    impute,
+                    ..
+                } => {
+                    let index: std::collections::HashMap<&str, f64> =
+                        frequencies.iter().map(|(c, f)| (c.as_str(), *f)).collect();
+                    for row in 0..n_rows {
+                        let label = column.values.label(row);
+                        let label = label.as_deref().unwrap_or(impute);
+                        put(row, 0, index.get(label).copied().unwrap_or(0.0));
+                    }
+                }
+                FeatureStep::Date {
+                    impute,
+                    mean,
+                    std,
+                    time,
+                    missing_indicator,
+                    ..
+                } => {
+                    for row in 0..n_rows {
+                        let parsed = column.values.label(row).and_then(|s| parse_datetime(&s));
+                        let days = parsed.unwrap_or(*impute);
+                        let parts = date_parts(days);
+                        put(row, 0, (days - mean) / std);
+                        for (k, v) in parts.iter().take(if *time { 6 } else { 4 }).enumerate() {
+                            put(row, 1 + k, *v);
+                        }
+                        if *missing_indicator {
+                            let k = 5 + 2 * usize::from(*time);
+                            put(row, k, f64::from(u8::from(parsed.is_none())));
+                        }
+                    }
+                }
+                FeatureStep::Text { buckets, .. } => {
+                    for row in 0..n_rows {
+                        if let Some(text) = column.values.label(row) {
+                            for (k, v) in hashed_ngrams(&text, *buckets).into_iter().enumerate() {
+                                if v != 0.0 {
+                                    put(row, k, v);
+                                }
+                            }
+                        }
+                    }
                 }
             }
+            offset += step.width();
         }
         Ok(Matrix::new(n_rows, n_cols, data))
     }
@@ -239,14 +442,14 @@ impl FeatureTransform {
     }
 }
 
-/// Reads row `row` of `column` as a number; text is parsed, and text that is not a number is an
-/// error that names the column and the row.
+/// Reads row `row` of `column` as a number; text is parsed ([`parse_number`]), and text that
+/// is not a number is an error that names the column and the row.
 fn numeric_value(column: &RawColumn, row: usize) -> Result<Option<f64>> {
     match &column.values {
         ColumnValues::Numeric(v) => Ok(v[row]),
         ColumnValues::Text(v) => match &v[row] {
             None => Ok(None),
-            Some(s) => s.trim().parse::<f64>().map(Some).map_err(|_| {
+            Some(s) => parse_number(s).map(Some).ok_or_else(|| {
                 ArtifactError::Transform(format!(
                     "column '{}' row {}: expected a number, found '{}'",
                     column.name,
@@ -256,6 +459,147 @@ fn numeric_value(column: &RawColumn, row: usize) -> Result<Option<f64>> {
             }),
         },
     }
+}
+
+/// A number written as text (surrounding spaces allowed), or a boolean in a common spelling
+/// (`true`/`false`, `yes`/`no`, `y`/`n`, `t`/`f`, any case) as 1 or 0.
+pub fn parse_number(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if let Ok(x) = s.parse::<f64>() {
+        return x.is_finite().then_some(x);
+    }
+    parse_bool(s).map(|b| f64::from(u8::from(b)))
+}
+
+/// A boolean in a common spelling: `true`/`false`, `yes`/`no`, `y`/`n`, `t`/`f`, any case.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "t" => Some(true),
+        "false" | "no" | "n" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// Days (fractional: the time of day is the fraction) since 1970-01-01 of a date
+/// `YYYY-MM-DD` (or with `/`), optionally followed by ` ` or `T` and `HH:MM[:SS[.fff]]`, and an
+/// optional `Z`. `None` for anything else, including impossible dates.
+pub fn parse_datetime(s: &str) -> Option<f64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = match s.find([' ', 'T']) {
+        Some(i) => (&s[..i], Some(s[i + 1..].trim())),
+        None => (s, None),
+    };
+    let mut parts = date.split(['-', '/']);
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || !(1..=12).contains(&month) || !(1000..=9999).contains(&year) {
+        return None;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if day == 0 || day > month_days[month as usize - 1] {
+        return None;
+    }
+    let mut seconds = 0.0;
+    if let Some(t) = time.filter(|t| !t.is_empty()) {
+        let mut hms = t.split(':');
+        let h: f64 = hms.next()?.parse().ok()?;
+        let m: f64 = hms.next()?.parse().ok()?;
+        let sec: f64 = hms.next().map_or(Some(0.0), |x| x.parse().ok())?;
+        if hms.next().is_some() || !(0.0..24.0).contains(&h) || !(0.0..60.0).contains(&m) {
+            return None;
+        }
+        seconds = h * 3600.0 + m * 60.0 + sec;
+    }
+    Some(days_from_civil(year, month, day) as f64 + seconds / 86_400.0)
+}
+
+/// Whether the text has a time of day after its date.
+pub fn has_time_of_day(s: &str) -> bool {
+    s.trim().contains([' ', 'T']) && s.contains(':')
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Month, weekday and hour of `days` since 1970-01-01 as (sin, cos) pairs, in that order.
+fn date_parts(days: f64) -> [f64; 6] {
+    let whole = days.floor() as i64;
+    // Civil month from days (inverse of days_from_civil).
+    let z = whole + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 }; // 1..=12
+    let weekday = (whole + 3).rem_euclid(7); // 1970-01-01 was a Thursday; Monday = 0
+    let hour = (days - days.floor()) * 24.0;
+    let tau = std::f64::consts::TAU;
+    let circle = |x: f64, period: f64| [(tau * x / period).sin(), (tau * x / period).cos()];
+    let [ms, mc] = circle((month - 1) as f64, 12.0);
+    let [ws, wc] = circle(weekday as f64, 7.0);
+    let [hs, hc] = circle(hour, 24.0);
+    [ms, mc, ws, wc, hs, hc]
+}
+
+/// Word unigrams and bigrams of lower-cased `text` (words: runs of letters and digits), hashed
+/// with FNV-1a into `buckets` counts, scaled to unit Euclidean length.
+pub fn hashed_ngrams(text: &str, buckets: usize) -> Vec<f64> {
+    let mut counts = vec![0.0; buckets.max(1)];
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let fnv = |parts: &[&str]| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                h = (h ^ u64::from(b' ')).wrapping_mul(0x0100_0000_01b3);
+            }
+            for b in p.bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        (h % counts.len() as u64) as usize
+    };
+    let mut hits = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        hits.push(fnv(&[w]));
+        if i + 1 < words.len() {
+            hits.push(fnv(&[w, words[i + 1]]));
+        }
+    }
+    for h in hits {
+        counts[h] += 1.0;
+    }
+    let norm = counts.iter().map(|c| c * c).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        counts.iter_mut().for_each(|c| *c /= norm);
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -278,11 +622,14 @@ mod tests {
                     impute: 2.0,
                     mean: 1.0,
                     std: 2.0,
+                    clip: None,
+                    missing_indicator: false,
                 },
                 FeatureStep::OneHot {
                     column: "c".into(),
                     categories: vec!["red".into(), "blue".into()],
                     impute: "blue".into(),
+                    other: false,
                 },
             ],
             decisions: vec![],

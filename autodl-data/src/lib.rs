@@ -22,7 +22,9 @@ mod io;
 mod prepare;
 
 pub use io::{read_table, write_matrix, write_table};
-pub use prepare::{PrepareConfig, Prepared, prepare, prepare_with_test, profile_table};
+pub use prepare::{
+    IMBALANCE_RATIO, PrepareConfig, Prepared, prepare, prepare_with_test, profile_table,
+};
 
 /// Errors of the data stage. Each says what was wrong and, where it can, what to do.
 #[derive(Debug, thiserror::Error)]

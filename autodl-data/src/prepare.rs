@@ -8,7 +8,8 @@ use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile, DataProfile, NumericSummary};
 use autodl_artifacts::table::{ColumnValues, PreparedData, RawColumn, RawTable, SplitData, Task};
 use autodl_artifacts::transform::{
-    CleaningDecision, FeatureStep, FeatureTransform, TargetEncoding,
+    CleaningDecision, FeatureStep, FeatureTransform, TargetEncoding, has_time_of_day, parse_bool,
+    parse_datetime, parse_number,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -28,23 +29,52 @@ pub struct PrepareConfig {
     pub valid_fraction: f64,
     /// Share of rows for the test split.
     pub test_fraction: f64,
-    /// A categorical column keeps at most this many categories (the most frequent).
+    /// A categorical column with at most this many categories is one-hot encoded; one with
+    /// more is frequency encoded.
     pub max_categories: usize,
+    /// A category seen in fewer than this share of the training rows is merged into
+    /// `(other)` (one-hot encoding).
+    #[serde(default = "default_rare_share")]
+    pub rare_share: f64,
+    /// Hash buckets for a free-text column (0 drops free text instead).
+    #[serde(default = "default_text_buckets")]
+    pub text_buckets: usize,
+    /// A feature that alone predicts the target at least this well on rows it was not fitted
+    /// on (accuracy, or R² for regression) is dropped as a leak.
+    #[serde(default = "default_leak_threshold")]
+    pub leak_threshold: f64,
     /// A numeric target with integer values and at most this many distinct values is read as
     /// class labels.
     pub max_integer_classes: usize,
 }
 
+fn default_rare_share() -> f64 {
+    0.01
+}
+
+fn default_text_buckets() -> usize {
+    32
+}
+
+fn default_leak_threshold() -> f64 {
+    0.99
+}
+
 impl PrepareConfig {
-    /// Defaults: 15% validation, 15% test, at most 50 categories, integer targets with at most
-    /// 20 distinct values are classes.
+    /// Defaults: 15% validation, 15% test, one-hot up to 20 categories (frequency encoding
+    /// above), categories under 1% of the training rows merged, free text hashed into 32
+    /// buckets, a feature that alone predicts the target to 0.99 dropped as a leak, integer
+    /// targets with at most 20 distinct values are classes.
     pub fn new(target: impl Into<String>) -> Self {
         PrepareConfig {
             target: target.into(),
             task: None,
             valid_fraction: 0.15,
             test_fraction: 0.15,
-            max_categories: 50,
+            max_categories: 20,
+            rare_share: default_rare_share(),
+            text_buckets: default_text_buckets(),
+            leak_threshold: default_leak_threshold(),
             max_integer_classes: 20,
         }
     }
@@ -81,6 +111,9 @@ pub struct Prepared {
     pub raw_test: RawTable,
 }
 
+/// Classes this unbalanced (largest : smallest) get class weights offered to the search.
+pub const IMBALANCE_RATIO: f64 = 3.0;
+
 /// Rows needed at the least: a handful per split.
 const MIN_ROWS: usize = 10;
 
@@ -115,7 +148,7 @@ fn prepare_split(
     ctx: &RunContext,
 ) -> Result<Prepared> {
     cfg.validate()?;
-    let profile = profile_table(cfg, table, source_sha256)?;
+    let mut profile = profile_table(cfg, table, source_sha256)?;
     let target = table
         .column(&cfg.target)
         .expect("profile_table checked the target");
@@ -185,6 +218,39 @@ fn prepare_split(
     let raw_train = table.take(&train_idx);
     let raw_valid = table.take(&valid_idx);
 
+    let train_keys: std::collections::HashSet<u64> = row_keys(&raw_train, Some(&cfg.target))
+        .into_iter()
+        .collect();
+    let shared = row_keys(&raw_test, Some(&cfg.target))
+        .iter()
+        .filter(|k| train_keys.contains(k))
+        .count();
+    profile.test_rows_also_in_train = Some(shared);
+    if shared > 0 {
+        decisions.push(CleaningDecision {
+            column: "(rows)".into(),
+            action: "note".into(),
+            reason: format!(
+                "{shared} of {} test rows have the same features as a training row; the test score may flatter the model",
+                raw_test.n_rows()
+            ),
+        });
+    }
+    let counts: Vec<usize> = profile.class_counts.iter().map(|(_, c)| *c).collect();
+    if let (Some(&most), Some(&least)) = (counts.iter().max(), counts.iter().min())
+        && least > 0
+        && most as f64 >= IMBALANCE_RATIO * least as f64
+    {
+        decisions.push(CleaningDecision {
+            column: cfg.target.clone(),
+            action: "class_weights".into(),
+            reason: format!(
+                "imbalanced: the largest class has {most} rows, the smallest {least} ({:.1}:1); the search is offered class weights inversely proportional to class frequency",
+                most as f64 / least as f64
+            ),
+        });
+    }
+
     let target_encoding = fit_target(&profile, raw_train.column(&cfg.target).unwrap())?;
     let layout = detect_layout(cfg, &profile);
     let steps = match &layout {
@@ -253,7 +319,7 @@ pub fn profile_table(
             name: cfg.target.clone(),
             available: table.names().iter().map(|s| s.to_string()).collect(),
         })?;
-    let columns: Vec<ColumnProfile> = table.columns.iter().map(profile_column).collect();
+    let mut columns: Vec<ColumnProfile> = table.columns.iter().map(profile_column).collect();
     let (task, task_reason) = infer_task(cfg, target)?;
     let class_counts = if task.is_classification() {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -266,6 +332,11 @@ pub fn profile_table(
     } else {
         Vec::new()
     };
+    for (column, profile) in table.columns.iter().zip(columns.iter_mut()) {
+        if column.name != cfg.target && !profile.constant && !profile.id_like {
+            profile.alone_predicts_target = alone_predicts(column, profile.kind, target, task);
+        }
+    }
     Ok(DataProfile {
         schema_version: SCHEMA_VERSION,
         source_sha256: source_sha256.to_string(),
@@ -275,26 +346,172 @@ pub fn profile_table(
         task,
         task_reason,
         class_counts,
+        duplicate_rows: duplicate_rows(table),
+        test_rows_also_in_train: None,
     })
 }
 
-/// Numbers parsed from a text column, if every non-missing value is a number.
+/// Rows that repeat an earlier row exactly.
+fn duplicate_rows(table: &RawTable) -> usize {
+    let keys = row_keys(table, None);
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.into_iter().filter(|k| !seen.insert(*k)).count()
+}
+
+/// A 64-bit hash of every row's values (all columns but `skip`).
+fn row_keys(table: &RawTable, skip: Option<&str>) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hashers: Vec<std::collections::hash_map::DefaultHasher> =
+        vec![Default::default(); table.n_rows()];
+    for column in table
+        .columns
+        .iter()
+        .filter(|c| Some(c.name.as_str()) != skip)
+    {
+        match &column.values {
+            ColumnValues::Numeric(v) => {
+                for (h, x) in hashers.iter_mut().zip(v) {
+                    x.map(f64::to_bits).hash(h);
+                }
+            }
+            ColumnValues::Text(v) => {
+                for (h, x) in hashers.iter_mut().zip(v) {
+                    x.hash(h);
+                }
+            }
+        }
+    }
+    hashers.into_iter().map(|h| h.finish()).collect()
+}
+
+/// Rows the leakage check looks at, at most: an even spread over the table.
+const LEAK_CHECK_ROWS: usize = 100_000;
+
+/// How well `column` alone predicts `target` on rows it was not fitted on: the rows alternate
+/// between a fitting half and an evaluation half; a numeric column is cut at the fitting half's
+/// 32-quantiles, a categorical one is taken as is; each value (or bin) predicts the fitting
+/// half's majority class (accuracy) or mean (R²). Unseen values predict the overall majority or
+/// mean. Free text and columns with one row per value score nothing here (ID-like columns are
+/// flagged separately).
+fn alone_predicts(
+    column: &RawColumn,
+    kind: ColumnKind,
+    target: &RawColumn,
+    task: Task,
+) -> Option<f64> {
+    if kind == ColumnKind::Text {
+        return None;
+    }
+    let n = column.values.len();
+    let step = n.div_ceil(LEAK_CHECK_ROWS).max(1);
+    let rows: Vec<usize> = (0..n)
+        .step_by(step)
+        .filter(|&i| target.values.label(i).is_some())
+        .collect();
+    if rows.len() < 20 {
+        return None;
+    }
+    let numbers = as_numbers(column).filter(|_| kind != ColumnKind::Categorical);
+    // Halves by a hash of the row number, so that periodic tables do not split by class.
+    let in_fit = |i: usize| {
+        let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) & 1 == 0
+    };
+    let (fit, eval): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&i| in_fit(i));
+    if fit.is_empty() || eval.is_empty() {
+        return None;
+    }
+    let key: Box<dyn Fn(usize) -> String> = match &numbers {
+        Some(values) => {
+            let mut present: Vec<f64> = fit.iter().filter_map(|&i| values[i]).collect();
+            present.sort_by(f64::total_cmp);
+            if present.is_empty() {
+                return None;
+            }
+            let mut edges: Vec<f64> = (1..32)
+                .map(|k| present[k * (present.len() - 1) / 32])
+                .collect();
+            edges.dedup();
+            let values = values.clone();
+            Box::new(move |i| match values[i] {
+                None => "missing".into(),
+                Some(x) => edges.partition_point(|e| *e < x).to_string(),
+            })
+        }
+        None => Box::new(|i| column.values.label(i).unwrap_or_else(|| "missing".into())),
+    };
+    if task.is_classification() {
+        let mut by_key: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut overall: HashMap<String, usize> = HashMap::new();
+        for &i in &fit {
+            let y = target.values.label(i).expect("labelled rows");
+            *by_key
+                .entry(key(i))
+                .or_default()
+                .entry(y.clone())
+                .or_default() += 1;
+            *overall.entry(y).or_default() += 1;
+        }
+        let majority = |counts: &HashMap<String, usize>| {
+            counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                .map(|(l, _)| l.clone())
+        };
+        let fallback = majority(&overall)?;
+        let predict: HashMap<&String, String> = by_key
+            .iter()
+            .filter_map(|(k, c)| majority(c).map(|m| (k, m)))
+            .collect();
+        let hits = eval
+            .iter()
+            .filter(|&&i| {
+                let y = target.values.label(i).expect("labelled rows");
+                predict.get(&key(i)).unwrap_or(&fallback) == &y
+            })
+            .count();
+        Some(hits as f64 / eval.len() as f64)
+    } else {
+        let y = as_numbers(target)?;
+        let mut sums: HashMap<String, (f64, usize)> = HashMap::new();
+        let (mut total, mut count) = (0.0, 0usize);
+        for &i in &fit {
+            let v = y[i]?;
+            let e = sums.entry(key(i)).or_default();
+            e.0 += v;
+            e.1 += 1;
+            total += v;
+            count += 1;
+        }
+        let mean = total / count.max(1) as f64;
+        let eval_y: Vec<f64> = eval.iter().filter_map(|&i| y[i]).collect();
+        let eval_mean = eval_y.iter().sum::<f64>() / eval_y.len().max(1) as f64;
+        let (mut sse, mut sst) = (0.0, 0.0);
+        for &i in &eval {
+            let Some(v) = y[i] else { continue };
+            let p = sums.get(&key(i)).map_or(mean, |(s, c)| s / *c as f64);
+            sse += (v - p).powi(2);
+            sst += (v - eval_mean).powi(2);
+        }
+        (sst > 0.0).then(|| 1.0 - sse / sst)
+    }
+}
+
+/// Numbers parsed from a text column (booleans in their common spellings included), if every
+/// non-missing value is one.
 fn parse_numbers(values: &[Option<String>]) -> Option<Vec<Option<f64>>> {
     values
         .iter()
         .map(|v| match v {
             None => Some(None),
-            Some(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .map(Some),
+            Some(s) => parse_number(s).map(Some),
         })
         .collect()
 }
 
-/// The column's values as numbers, if it is numeric or text holding only numbers.
+/// The column's values as numbers, if it is numeric or text holding only numbers or booleans.
 fn as_numbers(column: &RawColumn) -> Option<std::borrow::Cow<'_, [Option<f64>]>> {
     match &column.values {
         ColumnValues::Numeric(v) => Some(std::borrow::Cow::Borrowed(v.as_slice())),
@@ -302,9 +519,19 @@ fn as_numbers(column: &RawColumn) -> Option<std::borrow::Cow<'_, [Option<f64>]>>
     }
 }
 
+/// Text values that parse as dates make a date column when at least this share of them do.
+const DATE_SHARE: f64 = 0.95;
+/// A text column is free text when at least this share of its values are distinct ...
+const TEXT_DISTINCT_SHARE: f64 = 0.5;
+/// ... and its values average at least this many words.
+const TEXT_MIN_WORDS: f64 = 3.0;
+/// Fewer rows than this never make a column ID-like.
+const ID_MIN_ROWS: usize = 20;
+
 fn profile_column(column: &RawColumn) -> ColumnProfile {
     let n = column.values.len();
     let missing = column.values.missing();
+    let present = n - missing;
     let source_type = match &column.values {
         ColumnValues::Numeric(_) => "number",
         ColumnValues::Text(_) => "string",
@@ -316,33 +543,80 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
         }
     }
     let distinct = counts.len();
-    match as_numbers(column) {
-        Some(values) => ColumnProfile {
-            name: column.name.clone(),
-            source_type: source_type.into(),
-            kind: ColumnKind::Numeric,
-            missing,
-            missing_share: missing as f64 / n.max(1) as f64,
-            distinct,
-            numeric: NumericSummary::of(values.iter().flatten().copied()),
-            top_categories: Vec::new(),
-        },
-        None => {
-            let mut top: Vec<(String, usize)> = counts.into_iter().collect();
-            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            top.truncate(10);
-            ColumnProfile {
-                name: column.name.clone(),
-                source_type: source_type.into(),
-                kind: ColumnKind::Categorical,
-                missing,
-                missing_share: missing as f64 / n.max(1) as f64,
-                distinct,
-                numeric: None,
-                top_categories: top,
-            }
+    let top_count = counts.values().copied().max().unwrap_or(0);
+    let top_share = top_count as f64 / present.max(1) as f64;
+    let mut top: Vec<(String, usize)> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(10);
+    let unique_per_row = distinct == n && n >= ID_MIN_ROWS;
+    let mut profile = ColumnProfile {
+        name: column.name.clone(),
+        source_type: source_type.into(),
+        kind: ColumnKind::Categorical,
+        missing,
+        missing_share: missing as f64 / n.max(1) as f64,
+        distinct,
+        numeric: None,
+        top_categories: Vec::new(),
+        top_share,
+        constant: distinct <= 1,
+        near_constant: distinct > 1 && top_share >= 0.99,
+        id_like: false,
+        outliers: 0,
+        alone_predicts_target: None,
+    };
+    if let Some(values) = as_numbers(column) {
+        let text_booleans = matches!(column.values, ColumnValues::Text(_))
+            && (0..n).all(|i| match &column.values {
+                ColumnValues::Text(v) => v[i].as_deref().is_none_or(|s| parse_bool(s).is_some()),
+                ColumnValues::Numeric(_) => true,
+            });
+        profile.kind = if text_booleans {
+            ColumnKind::Boolean
+        } else {
+            ColumnKind::Numeric
+        };
+        let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let integers = sorted.iter().all(|x| x.fract() == 0.0);
+        // Unique integers in an evenly spaced run (0, 1, 2, …): row numbers, not measurements.
+        let evenly_spaced = sorted.len() >= 2 && {
+            let d = sorted[1] - sorted[0];
+            d > 0.0 && sorted.windows(2).all(|w| w[1] - w[0] == d)
+        };
+        profile.id_like = unique_per_row && integers && evenly_spaced;
+        if let Some([lo, hi]) = outlier_fences(&sorted) {
+            profile.outliers = sorted.iter().filter(|&&x| x < lo || x > hi).count();
         }
+        profile.numeric = NumericSummary::of(sorted.into_iter());
+        return profile;
     }
+    profile.top_categories = top;
+    let texts: Vec<&str> = match &column.values {
+        ColumnValues::Text(v) => v.iter().flatten().map(String::as_str).collect(),
+        ColumnValues::Numeric(_) => Vec::new(),
+    };
+    let dates = texts.iter().filter(|s| parse_datetime(s).is_some()).count();
+    if present > 0 && dates as f64 >= DATE_SHARE * present as f64 {
+        profile.kind = ColumnKind::Datetime;
+        let days: Vec<f64> = texts.iter().filter_map(|s| parse_datetime(s)).collect();
+        profile.numeric = NumericSummary::of(days.into_iter());
+        return profile;
+    }
+    let words = texts
+        .iter()
+        .map(|s| s.split_whitespace().count())
+        .sum::<usize>() as f64
+        / present.max(1) as f64;
+    if distinct as f64 >= TEXT_DISTINCT_SHARE * present as f64
+        && words >= TEXT_MIN_WORDS
+        && present >= ID_MIN_ROWS
+    {
+        profile.kind = ColumnKind::Text;
+        return profile;
+    }
+    profile.id_like = unique_per_row;
+    profile
 }
 
 fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)> {
@@ -607,6 +881,8 @@ fn fit_spatial_steps(
             impute,
             mean: s.mean,
             std: if s.std > 0.0 { s.std } else { 1.0 },
+            clip: None,
+            missing_indicator: false,
         })
         .collect())
 }
@@ -625,22 +901,72 @@ fn fit_steps(
             reason,
         })
     };
-    let n_rows = profile.n_rows;
+    let n_train = train.n_rows();
+    // Accuracy of always predicting the most frequent class, for the leak rule.
+    let baseline = profile
+        .class_counts
+        .iter()
+        .map(|(_, c)| *c)
+        .max()
+        .map(|m| m as f64 / profile.class_counts.iter().map(|(_, c)| c).sum::<usize>() as f64);
     for (column, col_profile) in train.columns.iter().zip(&profile.columns) {
         if column.name == cfg.target {
             continue;
         }
         let name = column.name.as_str();
-        if col_profile.missing == n_rows {
+        if col_profile.missing == profile.n_rows {
             decide(name, "drop", "every value is missing".into());
             continue;
         }
-        if col_profile.distinct <= 1 {
+        if col_profile.constant {
             decide(name, "drop", "constant: a single distinct value".into());
             continue;
         }
+        if col_profile.id_like {
+            decide(
+                name,
+                "drop",
+                format!(
+                    "identifier-like: a distinct value in each of the {} rows{}",
+                    profile.n_rows,
+                    if col_profile.kind == ColumnKind::Numeric {
+                        ", evenly spaced integers (row numbers)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            continue;
+        }
+        if let Some(score) = col_profile.alone_predicts_target {
+            let leak = match baseline {
+                // Near-perfect, and far better than guessing the most frequent class.
+                Some(b) => score >= cfg.leak_threshold && 1.0 - score <= 0.1 * (1.0 - b),
+                None => score >= cfg.leak_threshold,
+            };
+            if leak {
+                decide(
+                    name,
+                    "drop",
+                    format!(
+                        "target leak: this column alone predicts '{}' with {} {score:.4} on rows it was not fitted on{}",
+                        cfg.target,
+                        if baseline.is_some() {
+                            "accuracy"
+                        } else {
+                            "R²"
+                        },
+                        baseline.map_or(String::new(), |b| format!(
+                            " (the most frequent class alone: {b:.4})"
+                        ))
+                    ),
+                );
+                continue;
+            }
+        }
+        let missing = column.values.missing();
         match col_profile.kind {
-            ColumnKind::Numeric => {
+            ColumnKind::Numeric | ColumnKind::Boolean => {
                 let values = as_numbers(column).expect("profiled as numeric");
                 let mut present: Vec<f64> = values.iter().flatten().copied().collect();
                 if present.is_empty() {
@@ -648,34 +974,119 @@ fn fit_steps(
                     continue;
                 }
                 let impute = median(&mut present);
-                let filled = values.iter().map(|v| v.unwrap_or(impute));
+                let clip = outlier_fences(&present)
+                    .filter(|[lo, hi]| present.iter().any(|x| x < lo || x > hi));
+                if let Some([lo, hi]) = clip {
+                    let n = present.iter().filter(|&&x| x < lo || x > hi).count();
+                    decide(
+                        name,
+                        "clip_outliers",
+                        format!(
+                            "{n} training values lie beyond three interquartile ranges outside the quartiles; values are clipped to [{lo}, {hi}]"
+                        ),
+                    );
+                }
+                let filled = values.iter().map(|v| {
+                    let x = v.unwrap_or(impute);
+                    clip.map_or(x, |[lo, hi]| x.clamp(lo, hi))
+                });
                 let s = NumericSummary::of(filled).expect("non-empty");
-                let missing = values.iter().filter(|v| v.is_none()).count();
                 if missing > 0 {
                     decide(
                         name,
                         "impute_median",
                         format!(
-                            "{missing} missing values in training, filled with the median {impute}"
+                            "{missing} missing values in training, filled with the median {impute}; a '{name}:missing' indicator feature records where"
                         ),
                     );
+                }
+                if col_profile.kind == ColumnKind::Boolean {
+                    decide(name, "boolean", "true/false spellings read as 1/0".into());
                 }
                 steps.push(FeatureStep::Numeric {
                     column: column.name.clone(),
                     impute,
                     mean: s.mean,
                     std: if s.std > 0.0 { s.std } else { 1.0 },
+                    clip,
+                    missing_indicator: missing > 0,
                 });
             }
-            ColumnKind::Categorical => {
-                if col_profile.distinct == n_rows && n_rows > 2 * cfg.max_categories {
+            ColumnKind::Datetime => {
+                let texts: Vec<Option<String>> = (0..column.values.len())
+                    .map(|i| column.values.label(i))
+                    .collect();
+                let mut days: Vec<f64> = texts
+                    .iter()
+                    .flatten()
+                    .filter_map(|t| parse_datetime(t))
+                    .collect();
+                if days.is_empty() {
+                    decide(name, "drop", "no dates in the training split".into());
+                    continue;
+                }
+                let unparsed = texts.len() - days.len();
+                let impute = median(&mut days);
+                let time = texts.iter().flatten().any(|t| {
+                    has_time_of_day(t) && parse_datetime(t).is_some_and(|d| d.fract() != 0.0)
+                });
+                let s = NumericSummary::of(
+                    texts
+                        .iter()
+                        .map(|t| t.as_deref().and_then(parse_datetime).unwrap_or(impute)),
+                )
+                .expect("non-empty");
+                decide(
+                    name,
+                    "expand_date",
+                    format!(
+                        "dates{}: days since 1970-01-01 (standardised), month and weekday{} as sine and cosine{}",
+                        if time { " with times of day" } else { "" },
+                        if time { " and hour" } else { "" },
+                        if unparsed > 0 {
+                            format!(
+                                "; {unparsed} missing or unparseable in training, filled with the median date, with a '{name}:missing' indicator"
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+                steps.push(FeatureStep::Date {
+                    column: column.name.clone(),
+                    impute,
+                    mean: s.mean,
+                    std: if s.std > 0.0 { s.std } else { 1.0 },
+                    time,
+                    missing_indicator: unparsed > 0,
+                });
+            }
+            ColumnKind::Text => {
+                if cfg.text_buckets == 0 {
                     decide(
                         name,
                         "drop",
-                        "identifier-like: a distinct text value in every row".into(),
+                        format!(
+                            "free text ({} distinct values of several words) and text hashing is off",
+                            col_profile.distinct
+                        ),
                     );
                     continue;
                 }
+                decide(
+                    name,
+                    "hash_text",
+                    format!(
+                        "free text ({} distinct values of several words): word unigrams and bigrams hashed into {} features",
+                        col_profile.distinct, cfg.text_buckets
+                    ),
+                );
+                steps.push(FeatureStep::Text {
+                    column: column.name.clone(),
+                    buckets: cfg.text_buckets,
+                });
+            }
+            ColumnKind::Categorical => {
                 let mut counts: HashMap<String, usize> = HashMap::new();
                 for i in 0..column.values.len() {
                     if let Some(l) = column.values.label(i) {
@@ -688,19 +1099,6 @@ fn fit_steps(
                     decide(name, "drop", "no values in the training split".into());
                     continue;
                 };
-                if ranked.len() > cfg.max_categories {
-                    decide(
-                        name,
-                        "limit_categories",
-                        format!(
-                            "{} categories; the {} most frequent are one-hot encoded, the rest encode as zeros",
-                            ranked.len(),
-                            cfg.max_categories
-                        ),
-                    );
-                    ranked.truncate(cfg.max_categories);
-                }
-                let missing = column.values.missing();
                 if missing > 0 {
                     decide(
                         name,
@@ -710,17 +1108,65 @@ fn fit_steps(
                         ),
                     );
                 }
+                if ranked.len() > cfg.max_categories {
+                    decide(
+                        name,
+                        "frequency_encode",
+                        format!(
+                            "{} categories (more than {} to one-hot encode): each becomes its share of the training rows; unseen ones 0",
+                            ranked.len(),
+                            cfg.max_categories
+                        ),
+                    );
+                    let total = (n_train - missing).max(1) as f64;
+                    let mut frequencies: Vec<(String, f64)> = ranked
+                        .into_iter()
+                        .map(|(c, k)| (c, k as f64 / total))
+                        .collect();
+                    frequencies.sort_by(|a, b| a.0.cmp(&b.0));
+                    steps.push(FeatureStep::Frequency {
+                        column: column.name.clone(),
+                        frequencies,
+                        impute,
+                    });
+                    continue;
+                }
+                let min_count = (cfg.rare_share * n_train as f64).ceil() as usize;
+                let (kept, rare): (Vec<_>, Vec<_>) = ranked
+                    .into_iter()
+                    .partition(|(_, k)| *k >= min_count.max(1));
+                let other = !rare.is_empty();
+                if other {
+                    decide(
+                        name,
+                        "merge_rare",
+                        format!(
+                            "{} categories seen in fewer than {min_count} training rows ({}% of them) merged into '(other)': {}",
+                            rare.len(),
+                            cfg.rare_share * 100.0,
+                            rare.iter()
+                                .map(|(c, _)| c.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
                 decide(
                     name,
                     "one_hot",
-                    format!("categorical with {} categories", ranked.len()),
+                    format!(
+                        "categorical with {} categories{}",
+                        kept.len(),
+                        if other { " and '(other)'" } else { "" }
+                    ),
                 );
-                let mut categories: Vec<String> = ranked.into_iter().map(|(c, _)| c).collect();
+                let mut categories: Vec<String> = kept.into_iter().map(|(c, _)| c).collect();
                 categories.sort();
                 steps.push(FeatureStep::OneHot {
                     column: column.name.clone(),
                     categories,
                     impute,
+                    other,
                 });
             }
         }
@@ -740,6 +1186,20 @@ fn fit_steps(
         });
     }
     Ok(steps)
+}
+
+/// The clip bounds for extreme outliers: three interquartile ranges beyond the quartiles of
+/// `values` (`None` when the quartiles coincide).
+fn outlier_fences(values: &[f64]) -> Option<[f64; 2]> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.len() < 4 {
+        return None;
+    }
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let (q1, q3) = (q(0.25), q(0.75));
+    let iqr = q3 - q1;
+    (iqr > 0.0).then_some([q1 - 3.0 * iqr, q3 + 3.0 * iqr])
 }
 
 #[cfg(test)]
@@ -894,7 +1354,7 @@ mod tests {
         let n = 100;
         let table = RawTable {
             columns: vec![
-                numeric("x", (0..n).map(|i| i as f64).collect()),
+                numeric("x", (0..n).map(|i| (i as f64).sqrt()).collect()),
                 numeric("constant", vec![3.0; n]),
                 RawColumn {
                     name: "colour".into(),
@@ -910,7 +1370,10 @@ mod tests {
                             .collect(),
                     ),
                 },
-                numeric("y", (0..n).map(|i| (i % 2) as f64).collect()),
+                numeric(
+                    "y",
+                    (0..n).map(|i| ((i * 7) % 5 < 2) as u8 as f64).collect(),
+                ),
             ],
         };
         let p = prepare(

@@ -147,9 +147,12 @@ pub fn build_reference(
     if rows == 0 {
         return Err(MonitorError::Empty);
     }
+    // Dates move by construction and free text has no distribution to compare, so neither is
+    // monitored; every other step's column is.
     let features = transform
         .steps
         .iter()
+        .filter(|step| !matches!(step, FeatureStep::Date { .. } | FeatureStep::Text { .. }))
         .map(|step| {
             let col = column(train, step.column())?;
             Ok(match step {
@@ -172,7 +175,10 @@ pub fn build_reference(
                         missing_share: missing as f64 / rows as f64,
                     }
                 }
-                FeatureStep::OneHot { .. } => FeatureReference::Categorical {
+                FeatureStep::OneHot { .. }
+                | FeatureStep::Frequency { .. }
+                | FeatureStep::Date { .. }
+                | FeatureStep::Text { .. } => FeatureReference::Categorical {
                     column: col.name.clone(),
                     missing_share: col.values.missing() as f64 / rows as f64,
                     counts: category_counts(col),
@@ -299,11 +305,14 @@ mod tests {
                     impute: 0.0,
                     mean: 0.0,
                     std: 1.0,
+                    clip: None,
+                    missing_indicator: false,
                 })
                 .chain([FeatureStep::OneHot {
                     column: "c".into(),
                     categories: vec!["p".into(), "q".into(), "r".into()],
                     impute: "p".into(),
+                    other: false,
                 }])
                 .collect(),
             decisions: vec![],

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use autodl_artifacts::context::RunContext;
+use autodl_artifacts::profile::{ColumnKind, ColumnProfile};
 use autodl_artifacts::table::{ColumnValues, Task};
+use autodl_artifacts::transform::CleaningDecision;
 use autodl_data::{DataError, PrepareConfig, prepare, read_table, write_table};
 
 /// A fresh scratch directory for one test, removed when dropped.
@@ -117,6 +119,167 @@ fn penguins_prepare_end_to_end() {
             .iter()
             .any(|d| d.action == "drop_rows")
     );
+}
+
+/// The decisions about `column`, as (action, reason) pairs.
+fn decisions<'a>(all: &'a [CleaningDecision], column: &str) -> Vec<(&'a str, &'a str)> {
+    all.iter()
+        .filter(|d| d.column == column)
+        .map(|d| (d.action.as_str(), d.reason.as_str()))
+        .collect()
+}
+
+fn column<'a>(columns: &'a [ColumnProfile], name: &str) -> &'a ColumnProfile {
+    columns.iter().find(|c| c.name == name).unwrap()
+}
+
+#[test]
+fn penguins_profile_and_decisions() {
+    let t = read_table(&dataset("penguins.csv")).unwrap();
+    let p = prepare(
+        &PrepareConfig::new("species"),
+        &t,
+        "sha",
+        &RunContext::new(42, "."),
+    )
+    .unwrap();
+    let cols = &p.profile.columns;
+    // Counts as in the palmerpenguins documentation: 344 birds, 152 Adelie, 124 Gentoo, 68
+    // Chinstrap; 2 birds without measurements, 11 without sex.
+    assert_eq!(
+        p.profile.class_counts,
+        vec![
+            ("Adelie".to_string(), 152),
+            ("Chinstrap".to_string(), 68),
+            ("Gentoo".to_string(), 124)
+        ]
+    );
+    for name in [
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+    ] {
+        let c = column(cols, name);
+        assert_eq!((c.kind, c.missing), (ColumnKind::Numeric, 2), "{name}");
+        assert!(
+            !c.id_like && !c.constant && c.outliers == 0,
+            "{name}: {c:?}"
+        );
+    }
+    assert_eq!(column(cols, "island").kind, ColumnKind::Categorical);
+    assert_eq!(column(cols, "island").distinct, 3);
+    assert_eq!(column(cols, "sex").distinct, 2);
+    assert_eq!(column(cols, "year").distinct, 3);
+    assert_eq!(p.profile.duplicate_rows, 0);
+    // Island says a lot about species (Gentoo live on Biscoe only) but is no leak.
+    for c in cols.iter().filter(|c| c.name != "species") {
+        let score = c.alone_predicts_target.unwrap();
+        assert!((0.3..0.95).contains(&score), "{}: {score}", c.name);
+    }
+    let d = &p.transform.decisions;
+    assert!(!d.iter().any(|d| d.action == "drop"), "{d:?}");
+    // Missing measurements: median plus an indicator, where the training split had any.
+    for (column, _) in d
+        .iter()
+        .filter(|d| d.action == "impute_median")
+        .map(|d| (&d.column, 0))
+    {
+        assert!(p.data.feature_names.contains(&format!("{column}:missing")));
+    }
+    assert_eq!(decisions(d, "sex")[0].0, "impute_mode");
+    assert_eq!(
+        decisions(d, "island"),
+        vec![("one_hot", "categorical with 3 categories")]
+    );
+    // Chinstrap : Adelie is 68 : 152, under 3:1, so no class weights.
+    assert!(decisions(d, "species").is_empty(), "{d:?}");
+}
+
+#[test]
+fn a_messy_table_is_profiled_and_cleaned_with_reasons() {
+    // datasets/messy_loans.csv comes from scripts/make_messy.py; its docstring lists what each
+    // column is.
+    let t = read_table(&dataset("messy_loans.csv")).unwrap();
+    let p = prepare(
+        &PrepareConfig::new("approved"),
+        &t,
+        "sha",
+        &RunContext::new(1, "."),
+    )
+    .unwrap();
+    let cols = &p.profile.columns;
+    let kind = |name: &str| column(cols, name).kind;
+    assert_eq!(p.profile.task, Task::Binary);
+    assert!(column(cols, "rownames").id_like);
+    assert!(column(cols, "customer_id").id_like);
+    assert_eq!(kind("signup_date"), ColumnKind::Datetime);
+    assert_eq!(kind("last_login"), ColumnKind::Datetime);
+    assert_eq!(kind("is_member"), ColumnKind::Boolean);
+    assert_eq!(kind("comment"), ColumnKind::Text);
+    assert_eq!(kind("branch_code"), ColumnKind::Categorical);
+    assert!(column(cols, "country").constant);
+    // The three data-entry slips (×400), and one honest lognormal tail value (118,944.78).
+    assert_eq!(column(cols, "income").outliers, 4);
+    assert!(
+        column(cols, "decision_letter")
+            .alone_predicts_target
+            .unwrap()
+            > 0.999
+    );
+    assert!(column(cols, "income").alone_predicts_target.unwrap() < 0.95);
+
+    let d = &p.transform.decisions;
+    let action = |name: &str| -> Vec<&str> { decisions(d, name).iter().map(|x| x.0).collect() };
+    for (name, why) in [
+        ("rownames", "identifier-like"),
+        ("customer_id", "identifier-like"),
+        ("country", "constant"),
+        ("decision_letter", "target leak"),
+    ] {
+        let got = decisions(d, name);
+        assert_eq!(got.len(), 1, "{name}: {got:?}");
+        assert_eq!(got[0].0, "drop", "{name}");
+        assert!(got[0].1.contains(why), "{name}: {}", got[0].1);
+    }
+    assert_eq!(action("signup_date"), vec!["expand_date"]);
+    assert!(!decisions(d, "signup_date")[0].1.contains("hour"));
+    assert_eq!(action("last_login"), vec!["expand_date"]);
+    assert!(
+        decisions(d, "last_login")[0]
+            .1
+            .contains("with times of day")
+    );
+    assert!(decisions(d, "last_login")[0].1.contains("indicator"));
+    assert_eq!(action("comment"), vec!["hash_text"]);
+    assert_eq!(action("branch_code"), vec!["frequency_encode"]);
+    assert_eq!(action("city"), vec!["merge_rare", "one_hot"]);
+    assert!(decisions(d, "city")[0].1.contains("Maastricht"));
+    assert_eq!(action("income"), vec!["clip_outliers", "impute_median"]);
+    assert_eq!(action("is_member"), vec!["boolean"]);
+    assert_eq!(action("approved"), vec!["class_weights"]);
+
+    let names = &p.data.feature_names;
+    for expected in [
+        "income:missing",
+        "last_login:hour_sin",
+        "last_login:missing",
+        "signup_date:month_cos",
+        "city=(other)",
+        "branch_code:frequency",
+        "comment:hash0",
+    ] {
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected} in {names:?}"
+        );
+    }
+    for dropped in ["rownames", "customer_id", "country", "decision_letter"] {
+        assert!(!names.iter().any(|n| n.starts_with(dropped)), "{dropped}");
+    }
+    for split in [&p.data.train, &p.data.valid, &p.data.test] {
+        assert!(split.x.data.iter().all(|v| v.is_finite()));
+    }
 }
 
 #[test]
