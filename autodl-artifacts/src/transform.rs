@@ -723,6 +723,154 @@ mod tests {
     }
 
     #[test]
+    fn dates_parse_to_days_since_the_epoch() {
+        // Reference values from Python: (date(y, m, d) - date(1970, 1, 1)).days.
+        assert_eq!(parse_datetime("1970-01-01"), Some(0.0));
+        assert_eq!(parse_datetime("2000-03-01"), Some(11_017.0));
+        assert_eq!(parse_datetime("2024/02/29"), Some(19_782.0));
+        assert_eq!(parse_datetime("1969-12-31"), Some(-1.0));
+        assert_eq!(parse_datetime("2014-05-09 18:00:00"), Some(16_199.75));
+        assert_eq!(parse_datetime("2014-05-09T06:00Z"), Some(16_199.25));
+        for bad in [
+            "2023-02-29",
+            "2023-13-01",
+            "2023-00-10",
+            "12/05/2023",
+            "soon",
+            "2014-05-09 25:00",
+        ] {
+            assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+        assert!(has_time_of_day("2014-05-09 18:00") && !has_time_of_day("2014-05-09"));
+    }
+
+    #[test]
+    fn date_parts_are_month_weekday_and_hour_on_the_circle() {
+        // 2026-12-01 (a Tuesday) at 06:00: month 12 → angle 11/12 of a turn, weekday Tuesday
+        // (Monday = 0) → 1/7, hour 6 → 1/4.
+        let days = parse_datetime("2026-12-01 06:00:00").unwrap();
+        let p = date_parts(days);
+        let tau = std::f64::consts::TAU;
+        let expect = [
+            (tau * 11.0 / 12.0).sin(),
+            (tau * 11.0 / 12.0).cos(),
+            (tau / 7.0).sin(),
+            (tau / 7.0).cos(),
+            1.0,
+            0.0,
+        ];
+        for (got, want) in p.iter().zip(expect) {
+            assert!((got - want).abs() < 1e-9, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn text_hashing_is_unit_length_and_order_sensitive_through_bigrams() {
+        let a = hashed_ngrams("Late payments, previous loan", 64);
+        let b = hashed_ngrams("previous loan late PAYMENTS", 64);
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm(&a) - 1.0).abs() < 1e-12);
+        assert_ne!(a, b, "bigrams differ");
+        assert_eq!(
+            hashed_ngrams("late payments", 64),
+            hashed_ngrams("LATE  payments!", 64)
+        );
+        assert!(hashed_ngrams("", 8).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn booleans_in_common_spellings_are_numbers() {
+        for (s, v) in [
+            ("yes", 1.0),
+            ("No", 0.0),
+            ("TRUE", 1.0),
+            ("f", 0.0),
+            (" 2.5 ", 2.5),
+        ] {
+            assert_eq!(parse_number(s), Some(v), "{s}");
+        }
+        assert_eq!(parse_number("maybe"), None);
+        assert_eq!(parse_number("inf"), None);
+    }
+
+    #[test]
+    fn new_steps_apply_their_policy() {
+        let t = FeatureTransform {
+            steps: vec![
+                FeatureStep::Numeric {
+                    column: "a".into(),
+                    impute: 2.0,
+                    mean: 0.0,
+                    std: 1.0,
+                    clip: Some([0.0, 10.0]),
+                    missing_indicator: true,
+                },
+                FeatureStep::OneHot {
+                    column: "c".into(),
+                    categories: vec!["red".into()],
+                    impute: "red".into(),
+                    other: true,
+                },
+                FeatureStep::Frequency {
+                    column: "z".into(),
+                    frequencies: vec![("p".into(), 0.75), ("q".into(), 0.25)],
+                    impute: "p".into(),
+                },
+                FeatureStep::Date {
+                    column: "d".into(),
+                    impute: 0.0,
+                    mean: 0.0,
+                    std: 10.0,
+                    time: false,
+                    missing_indicator: true,
+                },
+            ],
+            ..transform()
+        };
+        let text = |v: Vec<Option<&str>>| {
+            ColumnValues::Text(v.into_iter().map(|s| s.map(String::from)).collect())
+        };
+        let table = RawTable {
+            columns: vec![
+                RawColumn {
+                    name: "a".into(),
+                    values: ColumnValues::Numeric(vec![Some(50.0), None]),
+                },
+                RawColumn {
+                    name: "c".into(),
+                    values: text(vec![Some("green"), None]),
+                },
+                RawColumn {
+                    name: "z".into(),
+                    values: text(vec![Some("q"), Some("never seen")]),
+                },
+                RawColumn {
+                    name: "d".into(),
+                    values: text(vec![Some("1970-01-21"), Some("not a date")]),
+                },
+            ],
+        };
+        let m = t.transform(&table).unwrap();
+        assert_eq!(m.n_cols, t.feature_names().len());
+        assert_eq!(m.n_cols, 2 + 2 + 1 + 6);
+        // a: 50 clipped to 10, present; missing → 2, flagged. c: unseen → (other); missing →
+        // the imputed 'red'. z: q → 0.25; unseen → 0. d: day 20 → 2.0; unparseable → day 0,
+        // flagged.
+        assert_eq!(&m.row(0)[..5], &[10.0, 0.0, 0.0, 1.0, 0.25]);
+        assert_eq!(&m.row(1)[..5], &[2.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!((m.row(0)[5], m.row(0)[10]), (2.0, 0.0));
+        assert_eq!((m.row(1)[5], m.row(1)[10]), (0.0, 1.0));
+
+        // An absent column: an error by default, all-missing on request.
+        let without_d = RawTable {
+            columns: table.columns[..3].to_vec(),
+        };
+        assert!(t.transform(&without_d).is_err());
+        let m = t.transform_with(&without_d, AbsentColumns::Impute).unwrap();
+        assert_eq!((m.row(0)[5], m.row(0)[10]), (0.0, 1.0));
+    }
+
+    #[test]
     fn round_trips() {
         let t = transform();
         let json = serde_json::to_string(&t).unwrap();
