@@ -5,8 +5,8 @@ use std::path::Path;
 use autodl_artifacts::io::temporary_sibling;
 use autodl_artifacts::table::{ColumnValues, Matrix, RawColumn, RawTable};
 use polars::prelude::{
-    Column, CsvParseOptions, CsvReadOptions, DataFrame, DataType, NullValues, ParquetReader,
-    ParquetWriter, PlSmallStr, SerReader,
+    Column, CsvParseOptions, CsvReadOptions, DataFrame, DataType, IpcReader, IpcWriter, JsonFormat,
+    JsonReader, NullValues, ParquetReader, ParquetWriter, PlSmallStr, SerReader, SerWriter,
 };
 
 use crate::{DataError, Result};
@@ -14,7 +14,12 @@ use crate::{DataError, Result};
 /// Strings read as missing in CSV files, besides the empty field.
 const NULL_SPELLINGS: [&str; 6] = ["", "NA", "N/A", "NaN", "null", "NULL"];
 
-/// Reads a CSV (`.csv`, `.tsv`, `.txt`) or Parquet (`.parquet`, `.pq`) file.
+/// Reads a table: CSV (`.csv`, `.tsv`, `.txt`), Parquet (`.parquet`, `.pq`), Arrow IPC
+/// (`.arrow`, `.ipc`, `.feather`) or JSON lines (`.jsonl`, `.ndjson`).
+///
+/// CSV files are checked before parsing ([`sniff_csv`]): the delimiter (`,` `;` tab `|`) and
+/// whether the first line is a header are detected, bytes that are not UTF-8 and rows with
+/// the wrong number of fields are errors that give line numbers.
 ///
 /// Numbers and booleans become [`ColumnValues::Numeric`] (NaN counts as missing), everything
 /// else [`ColumnValues::Text`]. A missing file, an unknown extension, a malformed file and a file
@@ -32,12 +37,19 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
         path: shown.clone(),
         message: first_line(&e.to_string()),
     };
+    let open = || {
+        std::fs::File::open(path).map_err(|e| DataError::Read {
+            path: shown.clone(),
+            message: e.to_string(),
+        })
+    };
     let df = match extension.as_str() {
         "csv" | "tsv" | "txt" => {
-            if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
-                return Err(DataError::Empty { path: shown });
-            }
-            let separator = if extension == "tsv" { b'\t' } else { b',' };
+            let bytes = std::fs::read(path).map_err(|e| DataError::Read {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            let sniffed = sniff_csv(&bytes, &shown)?;
             let nulls = NullValues::AllColumns(
                 NULL_SPELLINGS
                     .iter()
@@ -45,25 +57,29 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
                     .collect(),
             );
             CsvReadOptions::default()
-                .with_has_header(true)
+                .with_has_header(sniffed.header)
                 .with_infer_schema_length(Some(10_000))
                 .with_parse_options(
                     CsvParseOptions::default()
-                        .with_separator(separator)
+                        .with_separator(sniffed.delimiter)
                         .with_null_values(Some(nulls))
                         .with_missing_is_null(true),
                 )
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .map_err(read_err)?
+                .into_reader_with_file_handle(std::io::Cursor::new(bytes))
                 .finish()
                 .map_err(read_err)?
         }
-        "parquet" | "pq" => {
-            let file = std::fs::File::open(path).map_err(|e| DataError::Read {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-            ParquetReader::new(file).finish().map_err(read_err)?
+        "parquet" | "pq" => ParquetReader::new(open()?).finish().map_err(read_err)?,
+        "arrow" | "ipc" | "feather" => IpcReader::new(open()?).finish().map_err(read_err)?,
+        "jsonl" | "ndjson" => {
+            if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+                return Err(DataError::Empty { path: shown });
+            }
+            JsonReader::new(open()?)
+                .with_json_format(JsonFormat::JsonLines)
+                .infer_schema_len(Some(std::num::NonZeroUsize::new(10_000).expect("non-zero")))
+                .finish()
+                .map_err(read_err)?
         }
         _ => {
             return Err(DataError::UnsupportedFormat {
@@ -85,6 +101,148 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
         .map(|c| to_raw_column(c).map_err(read_err))
         .collect::<Result<Vec<_>>>()?;
     Ok(RawTable { columns })
+}
+
+/// What [`sniff_csv`] found out about a CSV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvShape {
+    /// The field delimiter.
+    pub delimiter: u8,
+    /// Whether the first line names the columns.
+    pub header: bool,
+    /// Fields per row.
+    pub fields: usize,
+}
+
+/// Rows with the wrong field count reported at most, per error.
+const RAGGED_SHOWN: usize = 5;
+
+/// Checks a CSV file's bytes before parsing and detects its layout.
+///
+/// - Bytes that are not UTF-8 are an error giving the line and the byte offset.
+/// - The delimiter is the one of `,` `;` tab `|` that splits the first lines (outside
+///   quotes) into the same number of fields, more than one; a single column is read with `,`.
+/// - The first line is a header unless it holds a number in a column (then the file is read
+///   without one and its columns are named `column_1`, `column_2`, …).
+/// - An empty file, or one with only a header, is [`DataError::Empty`]; rows whose field
+///   count differs from the first row's are [`DataError::Ragged`] with their line numbers.
+pub fn sniff_csv(bytes: &[u8], shown: &str) -> Result<CsvShape> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let at = e.valid_up_to();
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        return Err(DataError::Read {
+            path: shown.to_string(),
+            message: format!(
+                "line {line} (byte {at}) is not valid UTF-8; save the file as UTF-8 and try again"
+            ),
+        });
+    }
+    let records = split_records(bytes, None);
+    let nonblank: Vec<&(usize, Vec<&[u8]>)> = records
+        .iter()
+        .filter(|(_, fields)| !(fields.len() == 1 && fields[0].iter().all(u8::is_ascii_whitespace)))
+        .collect();
+    if nonblank.is_empty() {
+        return Err(DataError::Empty {
+            path: shown.to_string(),
+        });
+    }
+    // The delimiter: the candidate whose first lines agree on a field count above one.
+    let head: Vec<&[u8]> = bytes.split(|&b| b == b'\n').take(20).collect();
+    let head_len: usize = head
+        .iter()
+        .map(|l| l.len() + 1)
+        .sum::<usize>()
+        .min(bytes.len());
+    let mut delimiter = b',';
+    let mut best = 1;
+    for candidate in [b',', b';', b'\t', b'|'] {
+        let counts: Vec<usize> = split_records(&bytes[..head_len], Some(candidate))
+            .iter()
+            .filter(|(_, f)| !(f.len() == 1 && f[0].is_empty()))
+            .map(|(_, f)| f.len())
+            .collect();
+        let consistent =
+            counts.len() >= 2 && counts[..counts.len() - 1].windows(2).all(|w| w[0] == w[1]);
+        if counts.first().is_some_and(|&c| c > best) && (consistent || counts.len() == 1) {
+            best = counts[0];
+            delimiter = candidate;
+        }
+    }
+    let records = split_records(bytes, Some(delimiter));
+    let records: Vec<&(usize, Vec<&[u8]>)> = records
+        .iter()
+        .filter(|(_, f)| !(f.len() == 1 && f[0].iter().all(u8::is_ascii_whitespace)))
+        .collect();
+    let fields = records[0].1.len();
+    let ragged: Vec<String> = records
+        .iter()
+        .filter(|(_, f)| f.len() != fields)
+        .map(|(line, f)| format!("line {line} has {} fields", f.len()))
+        .collect();
+    if !ragged.is_empty() {
+        return Err(DataError::Ragged {
+            path: shown.to_string(),
+            expected: fields,
+            rows: ragged.len(),
+            examples: ragged.into_iter().take(RAGGED_SHOWN).collect(),
+        });
+    }
+    let is_number = |f: &[u8]| {
+        let s = String::from_utf8_lossy(f);
+        let s = s.trim().trim_matches('"');
+        !s.is_empty() && s.parse::<f64>().is_ok()
+    };
+    let header = !records[0].1.iter().any(|f| is_number(f));
+    if header && records.len() == 1 {
+        return Err(DataError::Empty {
+            path: shown.to_string(),
+        });
+    }
+    Ok(CsvShape {
+        delimiter,
+        header,
+        fields,
+    })
+}
+
+/// Splits CSV bytes into records of fields, honouring double quotes (a quoted field may hold
+/// delimiters, doubled quotes and line breaks); each record with the line it starts on
+/// (1-based). Without a delimiter, records are split into lines only.
+fn split_records(bytes: &[u8], delimiter: Option<u8>) -> Vec<(usize, Vec<&[u8]>)> {
+    let mut records = Vec::new();
+    let (mut line, mut start_line) = (1, 1);
+    let (mut field_start, mut quoted) = (0, false);
+    let mut fields: Vec<&[u8]> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == b'\n' {
+            line += 1;
+            if !quoted {
+                let end = if i > field_start && bytes[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                fields.push(&bytes[field_start..end]);
+                records.push((start_line, std::mem::take(&mut fields)));
+                field_start = i + 1;
+                start_line = line;
+            }
+        } else if Some(b) == delimiter && !quoted {
+            fields.push(&bytes[field_start..i]);
+            field_start = i + 1;
+        }
+        i += 1;
+    }
+    if field_start < bytes.len() || !fields.is_empty() {
+        fields.push(&bytes[field_start..]);
+        records.push((start_line, fields));
+    }
+    records
 }
 
 fn first_line(s: &str) -> String {
@@ -125,6 +283,30 @@ fn to_polars_column(column: &RawColumn) -> Column {
     }
 }
 
+/// Writes `df` as Arrow IPC (`.arrow`, `.ipc`, `.feather`) or else Parquet, atomically.
+fn write_frame(mut df: DataFrame, path: &Path) -> Result<()> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if !matches!(extension.as_str(), "arrow" | "ipc" | "feather") {
+        return write_parquet(df, path);
+    }
+    let err = |message: String| DataError::Write {
+        path: path.display().to_string(),
+        message,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    let tmp = temporary_sibling(path);
+    let file = std::fs::File::create(&tmp).map_err(|e| err(e.to_string()))?;
+    <IpcWriter<_> as SerWriter<_>>::new(file)
+        .finish(&mut df)
+        .map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
 fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
     let err = |message: String| DataError::Write {
         path: path.display().to_string(),
@@ -141,14 +323,15 @@ fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
 }
 
-/// Writes a raw table as Parquet, atomically.
+/// Writes a raw table, atomically: Arrow IPC for `.arrow`, `.ipc` and `.feather` paths,
+/// Parquet for any other.
 pub fn write_table(table: &RawTable, path: &Path) -> Result<()> {
     let columns = table.columns.iter().map(to_polars_column).collect();
     let df = DataFrame::new(table.n_rows(), columns).map_err(|e| DataError::Write {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    write_parquet(df, path)
+    write_frame(df, path)
 }
 
 /// Writes a transformed split as Parquet: one `f32` column per feature, then `target_column`.

@@ -21,7 +21,7 @@
 mod io;
 mod prepare;
 
-pub use io::{read_table, write_matrix, write_table};
+pub use io::{CsvShape, read_table, sniff_csv, write_matrix, write_table};
 pub use prepare::{
     IMBALANCE_RATIO, PrepareConfig, Prepared, prepare, prepare_with_test, profile_table,
 };
@@ -37,7 +37,9 @@ pub enum DataError {
         path: String,
     },
     /// The file's extension is not a supported format.
-    #[error("{path}: unsupported format '{extension}'; give a .csv or .parquet file")]
+    #[error(
+        "{path}: unsupported format '{extension}'; give a .csv/.tsv, .parquet, .arrow/.ipc/.feather or .jsonl/.ndjson file"
+    )]
     UnsupportedFormat {
         /// The path given.
         path: String,
@@ -65,6 +67,21 @@ pub enum DataError {
         path: String,
         /// The cause.
         message: String,
+    },
+    /// Rows of a CSV file have a different number of fields than its first row.
+    #[error(
+        "{path}: {rows} rows do not have the {expected} fields of the first row ({}); fix or remove them",
+        examples.join("; ")
+    )]
+    Ragged {
+        /// The path given.
+        path: String,
+        /// Fields in the first row.
+        expected: usize,
+        /// How many rows are ragged.
+        rows: usize,
+        /// The first few, with line numbers.
+        examples: Vec<String>,
     },
     /// The target column is not in the table.
     #[error("target column '{name}' not found; available columns: {}", available.join(", "))]

@@ -90,6 +90,125 @@ fn bad_files_are_clear_errors() {
     ));
 }
 
+/// The bad-input corpus: each file gets a clear error or a documented handling.
+#[test]
+fn bad_input_corpus() {
+    let dir = Scratch::new("data-corpus");
+    let p = |name: &str, body: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    // Blank lines only: empty.
+    assert!(matches!(
+        read_table(&p("blank.csv", b"\n\n  \n")),
+        Err(DataError::Empty { .. })
+    ));
+    // Ragged rows: an error with every ragged line number (quoted commas and line breaks
+    // inside quotes do not count).
+    let err = read_table(&p(
+        "ragged.csv",
+        b"a,b,c\n1,\"x,y\",3\n4,5\n6,\"multi\nline\",7\n8,9,10,11\n",
+    ))
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            DataError::Ragged {
+                rows: 2,
+                expected: 3,
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("line 3 has 2 fields") && msg.contains("line 6 has 4 fields"),
+        "{msg}"
+    );
+    // Bytes that are not UTF-8 (Latin-1 é on line 3): an error giving the line.
+    let err = read_table(&p("latin1.csv", b"name,y\nabc,1\ncaf\xe9,0\n")).unwrap_err();
+    assert!(
+        err.to_string().contains("line 3") && err.to_string().contains("UTF-8"),
+        "{err}"
+    );
+    // Semicolons, and no header: detected.
+    let t = read_table(&p("semi.csv", b"1;2.5;a\n2;3.5;b\n3;4.5;a\n")).unwrap();
+    assert_eq!(t.names(), vec!["column_1", "column_2", "column_3"]);
+    assert_eq!(t.n_rows(), 3);
+    let t = read_table(&p("tab.tsv", b"x\ty\n1\t2\n")).unwrap();
+    assert_eq!(t.names(), vec!["x", "y"]);
+    // Mixed types in a column: read as text, profiled as a categorical column.
+    let rows: String = (0..40)
+        .map(|i| {
+            format!(
+                "{},{}\n",
+                if i % 7 == 0 {
+                    "n/a?".to_string()
+                } else {
+                    i.to_string()
+                },
+                i % 2
+            )
+        })
+        .collect();
+    let t = read_table(&p("mixed.csv", format!("m,y\n{rows}").as_bytes())).unwrap();
+    let prepared = prepare(&PrepareConfig::new("y"), &t, "h", &RunContext::new(0, ".")).unwrap();
+    let m = prepared
+        .profile
+        .columns
+        .iter()
+        .find(|c| c.name == "m")
+        .unwrap();
+    assert_eq!(m.kind, ColumnKind::Categorical);
+    // An all-null column: dropped with its reason.
+    let rows: String = (0..40).map(|i| format!("{i}.5,,{}\n", i % 2)).collect();
+    let t = read_table(&p("null.csv", format!("x,empty,y\n{rows}").as_bytes())).unwrap();
+    let prepared = prepare(&PrepareConfig::new("y"), &t, "h", &RunContext::new(0, ".")).unwrap();
+    let d = decisions(&prepared.transform.decisions, "empty");
+    assert_eq!(d, vec![("drop", "every value is missing")]);
+    // A target with missing values: those rows are dropped, and the decision says how many.
+    let rows: String = (0..40)
+        .map(|i| {
+            format!(
+                "{}.25,{}\n",
+                i,
+                if i % 10 == 3 {
+                    String::new()
+                } else {
+                    (i % 2).to_string()
+                }
+            )
+        })
+        .collect();
+    let t = read_table(&p("target.csv", format!("x,y\n{rows}").as_bytes())).unwrap();
+    let prepared = prepare(&PrepareConfig::new("y"), &t, "h", &RunContext::new(0, ".")).unwrap();
+    let d = decisions(&prepared.transform.decisions, "y");
+    assert_eq!(d[0], ("drop_rows", "4 rows have no target value"));
+    let kept =
+        prepared.data.train.y.len() + prepared.data.valid.y.len() + prepared.data.test.y.len();
+    assert_eq!(kept, 36);
+}
+
+#[test]
+fn arrow_ipc_and_json_lines_read_like_csv() {
+    let dir = Scratch::new("data-formats");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "x,c,y\n1.5,a,0\n2.5,,1\n,b,0\n").unwrap();
+    let from_csv = read_table(&csv).unwrap();
+    let jsonl = dir.path().join("t.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"x\": 1.5, \"c\": \"a\", \"y\": 0}\n{\"x\": 2.5, \"c\": null, \"y\": 1}\n{\"x\": null, \"c\": \"b\", \"y\": 0}\n",
+    )
+    .unwrap();
+    assert_eq!(read_table(&jsonl).unwrap(), from_csv);
+    let ipc = dir.path().join("t.arrow");
+    write_table(&from_csv, &ipc).unwrap();
+    assert_eq!(read_table(&ipc).unwrap(), from_csv);
+}
+
 #[test]
 fn penguins_prepare_end_to_end() {
     let t = read_table(&dataset("penguins.csv")).unwrap();
