@@ -636,7 +636,23 @@ fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)>
                 .unwrap_or_else(|| "(all missing)".into()),
         });
     }
-    let numbers = as_numbers(target);
+    // Booleans spelled as words are labels here, not numbers.
+    let numbers = match &target.values {
+        ColumnValues::Text(v) => v
+            .iter()
+            .map(|x| match x {
+                None => Some(None),
+                Some(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .map(Some),
+            })
+            .collect::<Option<Vec<Option<f64>>>>()
+            .map(std::borrow::Cow::Owned),
+        ColumnValues::Numeric(v) => Some(std::borrow::Cow::Borrowed(v.as_slice())),
+    };
     let classification = |reason: String| {
         let task = if distinct.len() == 2 {
             Task::Binary
@@ -982,7 +998,7 @@ fn fit_steps(
                         name,
                         "clip_outliers",
                         format!(
-                            "{n} training values lie beyond three interquartile ranges outside the quartiles; values are clipped to [{lo}, {hi}]"
+                            "{n} training values lie beyond three interquartile ranges outside the quartiles; values are clipped to [{lo:.4}, {hi:.4}]"
                         ),
                     );
                 }
@@ -1141,8 +1157,13 @@ fn fit_steps(
                         name,
                         "merge_rare",
                         format!(
-                            "{} categories seen in fewer than {min_count} training rows ({}% of them) merged into '(other)': {}",
+                            "{} {} seen in fewer than {min_count} training rows ({}% of them) merged into '(other)': {}",
                             rare.len(),
+                            if rare.len() == 1 {
+                                "category"
+                            } else {
+                                "categories"
+                            },
                             cfg.rare_share * 100.0,
                             rare.iter()
                                 .map(|(c, _)| c.as_str())

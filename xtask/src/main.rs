@@ -6,6 +6,7 @@
 
 mod bench;
 mod commands;
+mod data;
 mod machine;
 mod nas;
 mod pipeline;
@@ -70,6 +71,42 @@ enum ObjectiveArg {
     AccuracyParams,
     /// Accuracy and multiply-adds per prediction, the inference-cost estimate, together.
     AccuracyLatency,
+}
+
+/// The data stage's commands.
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Profile a table: per column its kind (numeric, boolean, categorical, date, free text),
+    /// missing share, distinct values, whether it is constant, near-constant or ID-like, its
+    /// extreme outliers, and how well it alone predicts the target (a leak check); the task
+    /// and class balance; duplicate rows. Prints a table and writes the profile as JSON.
+    Profile {
+        /// CSV/TSV, Parquet, Arrow IPC or JSON-lines file.
+        file: PathBuf,
+        /// Target column (default: the last column).
+        #[arg(long)]
+        target: Option<String>,
+        /// Where to write the profile (default: runs/profile-<file stem>.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prepare a table for training: profile, split (stratified for classification), fit the
+    /// transform on the training split, and transform every split. Prints the profile and
+    /// every cleaning decision with its reason; writes data/profile.json,
+    /// data/transform.json and data/{train,valid,test}.parquet under --out.
+    Prepare {
+        /// CSV/TSV, Parquet, Arrow IPC or JSON-lines file.
+        file: PathBuf,
+        /// Target column (default: the last column).
+        #[arg(long)]
+        target: Option<String>,
+        /// Seed of the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory (default: runs/prepared-<file stem>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Benchmarks against the tools users would otherwise pick.
@@ -197,6 +234,11 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// The data stage on its own: profile a table, or prepare it for training.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// One autodl side of `bench train`, in its own process (used by the benchmark).
     #[command(hide = true)]
     BenchWorker {
@@ -293,6 +335,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Data {
+            what: DataCommand::Profile { file, target, out },
+        } => {
+            let out = out.unwrap_or_else(|| data::default_profile_out(&file));
+            data::profile(&file, target, &out).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Data {
+            what:
+                DataCommand::Prepare {
+                    file,
+                    target,
+                    seed,
+                    out,
+                },
+        } => {
+            let out = out.unwrap_or_else(|| data::default_prepare_out(&file));
+            data::prepare(&file, target, seed, &out).map(|_| ExitCode::SUCCESS)
+        }
         Command::Bench {
             what:
                 BenchCommand::Train {

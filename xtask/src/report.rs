@@ -215,83 +215,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
     }
 
     let _ = writeln!(s, "## Data profile\n");
-    let _ = writeln!(
-        s,
-        "Task inferred: {} ({}).\n",
-        r.profile.task, r.profile.task_reason
-    );
-    if !r.profile.class_counts.is_empty() {
-        let total: usize = r.profile.class_counts.iter().map(|(_, n)| n).sum();
-        let _ = writeln!(s, "| class | rows | share |\n|---|---|---|");
-        for (label, n) in &r.profile.class_counts {
-            let share = *n as f64 / total.max(1) as f64;
-            let _ = writeln!(
-                s,
-                "| {} | {n} | {} {:.1}% |",
-                cell(label),
-                bar(share, 20),
-                share * 100.0
-            );
-        }
-        let _ = writeln!(s);
-    }
-    let _ = writeln!(
-        s,
-        "| column | kind | missing | distinct | summary |\n|---|---|---|---|---|"
-    );
-    for c in &r.profile.columns {
-        let summary = match (&c.kind, &c.numeric) {
-            (ColumnKind::Numeric, Some(n)) => format!(
-                "min {} · max {} · mean {} · std {}",
-                num(n.min),
-                num(n.max),
-                num(n.mean),
-                num(n.std)
-            ),
-            _ => c
-                .top_categories
-                .iter()
-                .take(5)
-                .map(|(k, n)| format!("{} ({n})", cell(k)))
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {:?} | {} ({:.1}%) | {} | {} |",
-            cell(&c.name),
-            c.kind,
-            c.missing,
-            c.missing_share * 100.0,
-            c.distinct,
-            summary
-        );
-    }
-    let _ = writeln!(s, "\n### Cleaning decisions\n");
-    if r.transform.decisions.is_empty() {
-        let _ = writeln!(
-            s,
-            "None needed: no missing values, constant or categorical columns.\n"
-        );
-    } else {
-        let _ = writeln!(s, "| column | action | reason |\n|---|---|---|");
-        for d in &r.transform.decisions {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} |",
-                cell(&d.column),
-                d.action,
-                cell(&d.reason)
-            );
-        }
-        let _ = writeln!(s);
-    }
-    let _ = writeln!(
-        s,
-        "{} input columns become {} features (numbers: median-imputed and standardised; categories: one-hot).\n",
-        r.transform.steps.len(),
-        r.transform.n_features()
-    );
+    s.push_str(&profile_markdown(r.profile, Some(r.transform)));
 
     let h = r.history;
     let (done, diverged, failed) = h.counts();
@@ -541,5 +465,127 @@ pub fn render(r: &ReportInput<'_>) -> String {
     for a in &m.artifacts {
         let _ = writeln!(s, "| {} | `{}` | {} |", a.kind, a.path, a.bytes);
     }
+    s
+}
+
+/// The data profile and the cleaning decisions as Markdown: task, class balance, one row per
+/// column (kind, missing, distinct, flags, summary), duplicates, then every decision with its
+/// reason. Shared by the run report and `cargo xtask data`.
+pub fn profile_markdown(profile: &DataProfile, transform: Option<&FeatureTransform>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} rows × {} columns. Task inferred: {} ({}).\n",
+        profile.n_rows,
+        profile.columns.len(),
+        profile.task,
+        profile.task_reason
+    );
+    if !profile.class_counts.is_empty() {
+        let total: usize = profile.class_counts.iter().map(|(_, n)| n).sum();
+        let _ = writeln!(s, "| class | rows | share |\n|---|---|---|");
+        for (label, n) in &profile.class_counts {
+            let share = *n as f64 / total.max(1) as f64;
+            let _ = writeln!(
+                s,
+                "| {} | {n} | {} {:.1}% |",
+                cell(label),
+                bar(share, 20),
+                share * 100.0
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "| column | kind | missing | distinct | flags | alone → target | summary |\n|---|---|---|---|---|---|---|"
+    );
+    for c in &profile.columns {
+        let summary = match (&c.kind, &c.numeric) {
+            (ColumnKind::Numeric | ColumnKind::Boolean, Some(n)) => format!(
+                "min {} · max {} · mean {} · std {}",
+                num(n.min),
+                num(n.max),
+                num(n.mean),
+                num(n.std)
+            ),
+            _ => c
+                .top_categories
+                .iter()
+                .take(5)
+                .map(|(k, n)| format!("{} ({n})", cell(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let mut flags = Vec::new();
+        if c.name == profile.target {
+            flags.push("target".to_string());
+        }
+        if c.constant {
+            flags.push("constant".into());
+        } else if c.near_constant {
+            flags.push(format!(
+                "near-constant ({:.1}% one value)",
+                c.top_share * 100.0
+            ));
+        }
+        if c.id_like {
+            flags.push("ID-like".into());
+        }
+        if c.outliers > 0 {
+            flags.push(format!("{} outliers", c.outliers));
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({:.1}%) | {} | {} | {} | {} |",
+            cell(&c.name),
+            c.kind,
+            c.missing,
+            c.missing_share * 100.0,
+            c.distinct,
+            flags.join(", "),
+            c.alone_predicts_target.map_or(String::new(), num),
+            summary
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n\"alone → target\": how well the column alone predicts the target on rows it was not \
+         fitted on (accuracy, or R² for regression); near 1 means a leak. {} duplicate rows{}.\n",
+        profile.duplicate_rows,
+        profile
+            .test_rows_also_in_train
+            .map_or(String::new(), |n| format!(
+                "; {n} test rows repeat a training row's features"
+            ))
+    );
+    let Some(transform) = transform else {
+        return s;
+    };
+    let _ = writeln!(s, "### Cleaning decisions\n");
+    if transform.decisions.is_empty() {
+        let _ = writeln!(
+            s,
+            "None needed: no missing values, constant, ID-like, leaking or categorical columns.\n"
+        );
+    } else {
+        let _ = writeln!(s, "| column | action | reason |\n|---|---|---|");
+        for d in &transform.decisions {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                cell(&d.column),
+                d.action,
+                cell(&d.reason)
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "{} input columns become {} features.\n",
+        transform.steps.len(),
+        transform.n_features()
+    );
     s
 }
