@@ -9,7 +9,59 @@ pub enum ColumnValues {
     Numeric(Vec<Option<f64>>),
     /// Strings; `None` is missing.
     Text(Vec<Option<String>>),
+    /// Strings stored once per distinct value (what the file readers produce): row `i` is
+    /// `levels[codes[i]]`, or missing where `codes[i]` is [`MISSING_CODE`].
+    Dict {
+        /// The distinct strings (shared by the row subsets [`ColumnValues::take`] makes).
+        #[serde(with = "shared_levels")]
+        levels: std::sync::Arc<Vec<String>>,
+        /// One index into `levels` per row.
+        codes: Vec<u32>,
+    },
 }
+
+/// Serialises a dictionary's shared levels as a plain list.
+mod shared_levels {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Vec<String>>, D::Error> {
+        Vec::<String>::deserialize(d).map(Arc::new)
+    }
+}
+
+/// FNV-1a with a final multiply-xorshift: a quick hash for dictionary-encoding strings that
+/// come from files (not attacker-chosen keys).
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        let z = self.0.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z ^ (z >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<FastHasher>;
+
+/// The code of a missing value in [`ColumnValues::Dict`].
+pub const MISSING_CODE: u32 = u32::MAX;
 
 impl ColumnValues {
     /// Number of rows.
@@ -17,6 +69,7 @@ impl ColumnValues {
         match self {
             ColumnValues::Numeric(v) => v.len(),
             ColumnValues::Text(v) => v.len(),
+            ColumnValues::Dict { codes, .. } => codes.len(),
         }
     }
 
@@ -30,6 +83,9 @@ impl ColumnValues {
         match self {
             ColumnValues::Numeric(v) => v.iter().filter(|x| x.is_none()).count(),
             ColumnValues::Text(v) => v.iter().filter(|x| x.is_none()).count(),
+            ColumnValues::Dict { codes, .. } => {
+                codes.iter().filter(|&&c| c == MISSING_CODE).count()
+            }
         }
     }
 
@@ -42,14 +98,158 @@ impl ColumnValues {
             ColumnValues::Text(v) => {
                 ColumnValues::Text(indices.iter().map(|&i| v[i].clone()).collect())
             }
+            ColumnValues::Dict { levels, codes } => ColumnValues::Dict {
+                levels: levels.clone(),
+                codes: indices.iter().map(|&i| codes[i]).collect(),
+            },
+        }
+    }
+
+    /// `f` of every row's text (`None` where missing; numbers rendered as labels), computed
+    /// once per distinct value of a dictionary column.
+    /// Only rows `rows` are produced.
+    pub fn map_text<T: Clone>(
+        &self,
+        rows: std::ops::Range<usize>,
+        f: impl Fn(Option<&str>) -> T,
+    ) -> Vec<T> {
+        match self {
+            // Once per distinct value, unless most rows have their own.
+            ColumnValues::Dict { levels, codes } if levels.len() <= rows.len() / 2 => {
+                let by_level: Vec<T> = levels.iter().map(|l| f(Some(l))).collect();
+                let missing = f(None);
+                codes[rows]
+                    .iter()
+                    .map(|&c| match c {
+                        MISSING_CODE => missing.clone(),
+                        c => by_level[c as usize].clone(),
+                    })
+                    .collect()
+            }
+            _ => rows.map(|row| f(self.label_ref(row).as_deref())).collect(),
+        }
+    }
+
+    /// Whether row `row` is missing.
+    pub fn is_missing(&self, row: usize) -> bool {
+        match self {
+            ColumnValues::Numeric(v) => v[row].is_none(),
+            ColumnValues::Text(v) => v[row].is_none(),
+            ColumnValues::Dict { codes, .. } => codes[row] == MISSING_CODE,
+        }
+    }
+
+    /// Every distinct label (see [`ColumnValues::label`]) with its count, in no particular
+    /// order; numbers are rendered once per distinct value.
+    pub fn label_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::HashMap<std::borrow::Cow<'_, str>, usize, FastHash> =
+            std::collections::HashMap::default();
+        match self {
+            ColumnValues::Numeric(v) => {
+                let mut by_bits: std::collections::HashMap<u64, usize, FastHash> =
+                    std::collections::HashMap::default();
+                for x in v.iter().flatten() {
+                    // -0.0 and 0.0 print alike; merged through the labels below.
+                    *by_bits.entry(x.to_bits()).or_default() += 1;
+                }
+                for (bits, k) in by_bits {
+                    let label = format_number(f64::from_bits(bits));
+                    *counts.entry(std::borrow::Cow::Owned(label)).or_default() += k;
+                }
+            }
+            ColumnValues::Dict { levels, codes } => {
+                let mut per_level = vec![0usize; levels.len()];
+                for &c in codes.iter().filter(|&&c| c != MISSING_CODE) {
+                    per_level[c as usize] += 1;
+                }
+                for (l, k) in levels.iter().zip(per_level).filter(|(_, k)| *k > 0) {
+                    *counts
+                        .entry(std::borrow::Cow::Borrowed(l.as_str()))
+                        .or_default() += k;
+                }
+            }
+            ColumnValues::Text(v) => {
+                for l in v.iter().flatten() {
+                    *counts
+                        .entry(std::borrow::Cow::Borrowed(l.as_str()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(l, k)| (l.into_owned(), k))
+            .collect()
+    }
+
+    /// Each row's index into `labels`: `Ok(None)` where missing, `Err(row)` for the first row
+    /// whose label is not among them. Numbers are rendered once per distinct value.
+    pub fn label_indices(&self, labels: &[String]) -> Result<Vec<Option<u32>>, usize> {
+        let index: std::collections::HashMap<&str, u32, FastHash> = labels
+            .iter()
+            .enumerate()
+            .map(|(k, l)| (l.as_str(), k as u32))
+            .collect();
+        const UNKNOWN: u32 = u32::MAX;
+        let found: Vec<Option<u32>> = match self {
+            ColumnValues::Numeric(v) => {
+                let mut seen: std::collections::HashMap<u64, u32, FastHash> =
+                    std::collections::HashMap::default();
+                v.iter()
+                    .map(|x| {
+                        x.map(|x| {
+                            *seen.entry(x.to_bits()).or_insert_with(|| {
+                                index
+                                    .get(format_number(x).as_str())
+                                    .copied()
+                                    .unwrap_or(UNKNOWN)
+                            })
+                        })
+                    })
+                    .collect()
+            }
+            values => values.map_text(0..values.len(), |l| {
+                l.map(|l| index.get(l).copied().unwrap_or(UNKNOWN))
+            }),
+        };
+        match found.iter().position(|&i| i == Some(UNKNOWN)) {
+            Some(row) => Err(row),
+            None => Ok(found),
+        }
+    }
+
+    /// Dictionary-encodes text: each distinct string once, in order of first appearance.
+    pub fn dict_from<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ColumnValues {
+        let mut index: std::collections::HashMap<&'a str, u32, FastHash> =
+            std::collections::HashMap::default();
+        let mut levels: Vec<String> = Vec::new();
+        let codes = values
+            .map(|v| match v {
+                None => MISSING_CODE,
+                Some(s) => *index.entry(s).or_insert_with(|| {
+                    levels.push(s.to_string());
+                    (levels.len() - 1) as u32
+                }),
+            })
+            .collect();
+        ColumnValues::Dict {
+            levels: std::sync::Arc::new(levels),
+            codes,
         }
     }
 
     /// The value at `row` rendered as a category label (numbers print without a trailing `.0`).
     pub fn label(&self, row: usize) -> Option<String> {
+        self.label_ref(row).map(std::borrow::Cow::into_owned)
+    }
+
+    /// Like [`ColumnValues::label`], borrowing text instead of copying it.
+    pub fn label_ref(&self, row: usize) -> Option<std::borrow::Cow<'_, str>> {
         match self {
-            ColumnValues::Numeric(v) => v[row].map(format_number),
-            ColumnValues::Text(v) => v[row].clone(),
+            ColumnValues::Numeric(v) => v[row].map(|x| std::borrow::Cow::Owned(format_number(x))),
+            ColumnValues::Text(v) => v[row].as_deref().map(std::borrow::Cow::Borrowed),
+            ColumnValues::Dict { levels, codes } => (codes[row] != MISSING_CODE)
+                .then(|| std::borrow::Cow::Borrowed(levels[codes[row] as usize].as_str())),
         }
     }
 }

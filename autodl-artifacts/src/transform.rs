@@ -177,6 +177,11 @@ impl FeatureStep {
     }
 }
 
+/// Rows below which a transform stays on one thread.
+const ROWS_PER_THREAD: usize = 20_000;
+/// Rows transformed together, step after step (a few hundred kilobytes of output).
+const ROWS_PER_BLOCK: usize = 1024;
+
 /// What [`FeatureTransform::transform_with`] does when a column the transform reads is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -268,30 +273,75 @@ impl FeatureTransform {
         self.transform_with(table, AbsentColumns::Error)
     }
 
-    /// [`FeatureTransform::transform`] with a choice of what an absent column means.
+    /// [`FeatureTransform::transform`] with a choice of what an absent column means. Large
+    /// tables are transformed in row blocks on all available cores.
     pub fn transform_with(&self, table: &RawTable, absent: AbsentColumns) -> Result<Matrix> {
         let n_rows = table.n_rows();
         let n_cols = self.n_features();
-        let mut data = vec![0.0f32; n_rows * n_cols];
-        let mut offset = 0;
         // What an absent column reads as under `AbsentColumns::Impute`: missing in every row.
         let absent_column = RawColumn {
             name: "(absent)".into(),
             values: ColumnValues::Numeric(vec![None; n_rows]),
         };
-        for step in &self.steps {
-            let column = match (table.column(step.column()), absent) {
-                (Some(c), _) => c,
-                (None, AbsentColumns::Impute) => &absent_column,
-                (None, AbsentColumns::Error) => {
-                    return Err(ArtifactError::Transform(format!(
-                        "column '{}' is required by the model but absent from the data (columns present: {})",
-                        step.column(),
-                        table.names().join(", ")
-                    )));
-                }
-            };
-            let mut put = |row: usize, k: usize, v: f64| data[row * n_cols + offset + k] = v as f32;
+        let columns = self
+            .steps
+            .iter()
+            .map(|step| match (table.column(step.column()), absent) {
+                (Some(c), _) => Ok(c),
+                (None, AbsentColumns::Impute) => Ok(&absent_column),
+                (None, AbsentColumns::Error) => Err(ArtifactError::Transform(format!(
+                    "column '{}' is required by the model but absent from the data (columns present: {})",
+                    step.column(),
+                    table.names().join(", ")
+                ))),
+            })
+            .collect::<Result<Vec<&RawColumn>>>()?;
+        let mut data = vec![0.0f32; n_rows * n_cols];
+        if n_rows == 0 || n_cols == 0 {
+            return Ok(Matrix::new(n_rows, n_cols, data));
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(n_rows.div_ceil(ROWS_PER_THREAD))
+            .max(1);
+        let per_thread = n_rows.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let blocks: Vec<_> = data
+                .chunks_mut(per_thread * n_cols)
+                .enumerate()
+                .map(|(t, block)| {
+                    let columns = &columns;
+                    // Blocks of rows that stay in cache while every step writes its columns.
+                    scope.spawn(move || {
+                        block
+                            .chunks_mut(ROWS_PER_BLOCK * n_cols)
+                            .enumerate()
+                            .try_for_each(|(b, rows)| {
+                                let start = t * per_thread + b * ROWS_PER_BLOCK;
+                                self.fill(columns, start, rows, n_cols)
+                            })
+                    })
+                })
+                .collect();
+            blocks
+                .into_iter()
+                .try_for_each(|b| b.join().expect("a transform thread panicked"))
+        })?;
+        Ok(Matrix::new(n_rows, n_cols, data))
+    }
+
+    /// Writes the features of rows `start..` (as many as `out` holds) into `out`, row-major.
+    fn fill(
+        &self,
+        columns: &[&RawColumn],
+        start: usize,
+        out: &mut [f32],
+        n_cols: usize,
+    ) -> Result<()> {
+        let rows = start..start + out.len() / n_cols;
+        let mut offset = 0;
+        for (step, column) in self.steps.iter().zip(columns) {
+            let mut put = |row: usize, k: usize, v: f64| out[row * n_cols + offset + k] = v as f32;
             match step {
                 FeatureStep::Numeric {
                     impute,
@@ -301,8 +351,8 @@ impl FeatureTransform {
                     missing_indicator,
                     ..
                 } => {
-                    for row in 0..n_rows {
-                        let value = numeric_value(column, row)?;
+                    let values = numeric_values(column, rows.clone())?;
+                    for (row, &value) in values.iter().enumerate() {
                         let mut x = value.unwrap_or(*impute);
                         if let Some([lo, hi]) = clip {
                             x = x.clamp(*lo, *hi);
@@ -324,13 +374,16 @@ impl FeatureTransform {
                         .enumerate()
                         .map(|(k, c)| (c.as_str(), k))
                         .collect();
-                    for row in 0..n_rows {
-                        let label = column.values.label(row);
-                        let label = label.as_deref().unwrap_or(impute);
-                        match index.get(label) {
-                            Some(&k) => put(row, k, 1.0),
-                            None if *other => put(row, categories.len(), 1.0),
-                            None => {}
+                    let hot = column.values.map_text(rows.clone(), |label| {
+                        match index.get(label.unwrap_or(impute)) {
+                            Some(&k) => Some(k),
+                            None if *other => Some(categories.len()),
+                            None => None,
+                        }
+                    });
+                    for (row, k) in hot.into_iter().enumerate() {
+                        if let Some(k) = k {
+                            put(row, k, 1.0);
                         }
                     }
                 }
@@ -341,10 +394,11 @@ impl FeatureTransform {
                 } => {
                     let index: std::collections::HashMap<&str, f64> =
                         frequencies.iter().map(|(c, f)| (c.as_str(), *f)).collect();
-                    for row in 0..n_rows {
-                        let label = column.values.label(row);
-                        let label = label.as_deref().unwrap_or(impute);
-                        put(row, 0, index.get(label).copied().unwrap_or(0.0));
+                    let shares = column.values.map_text(rows.clone(), |label| {
+                        index.get(label.unwrap_or(impute)).copied().unwrap_or(0.0)
+                    });
+                    for (row, share) in shares.into_iter().enumerate() {
+                        put(row, 0, share);
                     }
                 }
                 FeatureStep::Date {
@@ -355,8 +409,10 @@ impl FeatureTransform {
                     missing_indicator,
                     ..
                 } => {
-                    for row in 0..n_rows {
-                        let parsed = column.values.label(row).and_then(|s| parse_datetime(&s));
+                    let dates = column
+                        .values
+                        .map_text(rows.clone(), |s| s.and_then(parse_datetime));
+                    for (row, parsed) in dates.into_iter().enumerate() {
                         let days = parsed.unwrap_or(*impute);
                         let parts = date_parts(days);
                         put(row, 0, (days - mean) / std);
@@ -370,8 +426,8 @@ impl FeatureTransform {
                     }
                 }
                 FeatureStep::Text { buckets, .. } => {
-                    for row in 0..n_rows {
-                        if let Some(text) = column.values.label(row) {
+                    for (row, global) in rows.clone().enumerate() {
+                        if let Some(text) = column.values.label_ref(global) {
                             for (k, v) in hashed_ngrams(&text, *buckets).into_iter().enumerate() {
                                 if v != 0.0 {
                                     put(row, k, v);
@@ -383,34 +439,37 @@ impl FeatureTransform {
             }
             offset += step.width();
         }
-        Ok(Matrix::new(n_rows, n_cols, data))
+        Ok(())
     }
 
     /// Encodes the target column for training: class index or standardised value.
     /// Rows with a missing target are an error; the data stage removes them before fitting.
     pub fn encode_target(&self, column: &RawColumn) -> Result<Vec<f32>> {
+        let missing = |row: usize| {
+            ArtifactError::Transform(format!(
+                "target '{}' is missing in row {}",
+                column.name,
+                row + 1
+            ))
+        };
+        if let TargetEncoding::Classes { labels } = &self.target_encoding {
+            let indices = column.values.label_indices(labels).map_err(|row| {
+                ArtifactError::Transform(format!(
+                    "target label '{}' in row {} was not seen in training (known: {})",
+                    column.values.label(row).unwrap_or_default(),
+                    row + 1,
+                    labels.join(", ")
+                ))
+            })?;
+            return indices
+                .into_iter()
+                .enumerate()
+                .map(|(row, i)| i.map(|i| i as f32).ok_or_else(|| missing(row)))
+                .collect();
+        }
         (0..column.values.len())
             .map(|row| match &self.target_encoding {
-                TargetEncoding::Classes { labels } => {
-                    let label = column.values.label(row).ok_or_else(|| {
-                        ArtifactError::Transform(format!(
-                            "target '{}' is missing in row {}",
-                            column.name,
-                            row + 1
-                        ))
-                    })?;
-                    labels
-                        .iter()
-                        .position(|l| *l == label)
-                        .map(|i| i as f32)
-                        .ok_or_else(|| {
-                            ArtifactError::Transform(format!(
-                                "target label '{label}' in row {} was not seen in training (known: {})",
-                                row + 1,
-                                labels.join(", ")
-                            ))
-                        })
-                }
+                TargetEncoding::Classes { .. } => unreachable!("handled above"),
                 TargetEncoding::Standardized { mean, std } => {
                     let y = numeric_value(column, row)?.ok_or_else(|| {
                         ArtifactError::Transform(format!(
@@ -442,14 +501,45 @@ impl FeatureTransform {
     }
 }
 
-/// Reads row `row` of `column` as a number; text is parsed ([`parse_number`]), and text that
-/// is not a number is an error that names the column and the row.
+/// Rows `rows` of `column` as numbers; text is parsed ([`parse_number`]), and text that is
+/// not a number is an error that names the column and the first row holding it.
+fn numeric_values(
+    column: &RawColumn,
+    rows: std::ops::Range<usize>,
+) -> Result<std::borrow::Cow<'_, [Option<f64>]>> {
+    if let ColumnValues::Numeric(v) = &column.values {
+        return Ok(std::borrow::Cow::Borrowed(&v[rows]));
+    }
+    let first = rows.start;
+    // Ok(None): missing; Err(()): not a number.
+    let parsed = column.values.map_text(rows, |s| match s {
+        None => Ok(None),
+        Some(s) => parse_number(s).map(Some).ok_or(()),
+    });
+    parsed
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| {
+            v.map_err(|()| {
+                ArtifactError::Transform(format!(
+                    "column '{}' row {}: expected a number, found '{}'",
+                    column.name,
+                    first + k + 1,
+                    column.values.label_ref(first + k).unwrap_or_default()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(std::borrow::Cow::Owned)
+}
+
+/// Row `row` of `column` as a number (see [`numeric_values`]).
 fn numeric_value(column: &RawColumn, row: usize) -> Result<Option<f64>> {
     match &column.values {
         ColumnValues::Numeric(v) => Ok(v[row]),
-        ColumnValues::Text(v) => match &v[row] {
+        values => match values.label_ref(row) {
             None => Ok(None),
-            Some(s) => parse_number(s).map(Some).ok_or_else(|| {
+            Some(s) => parse_number(&s).map(Some).ok_or_else(|| {
                 ArtifactError::Transform(format!(
                     "column '{}' row {}: expected a number, found '{}'",
                     column.name,

@@ -95,10 +95,36 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     if df.height() == 0 || df.width() == 0 {
         return Err(DataError::Empty { path: shown });
     }
-    let columns = df
-        .columns()
-        .iter()
-        .map(|c| to_raw_column(c).map_err(read_err))
+    // Columns convert independently: on all available cores.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(df.width())
+        .max(1);
+    let mut converted: Vec<(usize, polars::error::PolarsResult<RawColumn>)> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let df = &df;
+                    scope.spawn(move || {
+                        df.columns()
+                            .iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, c)| (i, to_raw_column(c)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a reading thread panicked"))
+                .collect()
+        });
+    converted.sort_by_key(|(i, _)| *i);
+    let columns = converted
+        .into_iter()
+        .map(|(_, c)| c.map_err(read_err))
         .collect::<Result<Vec<_>>>()?;
     Ok(RawTable { columns })
 }
@@ -254,23 +280,29 @@ fn to_raw_column(column: &Column) -> polars::error::PolarsResult<RawColumn> {
     let dtype = column.dtype();
     let values = if dtype.is_primitive_numeric() || matches!(dtype, DataType::Boolean) {
         let cast = column.cast(&DataType::Float64)?;
-        ColumnValues::Numeric(
-            cast.f64()?
-                .iter()
-                .map(|v| v.filter(|x| !x.is_nan()))
-                .collect(),
-        )
+        // Chunk by chunk from the value buffers and validity bits (polars' per-value
+        // iterators are slow at the opt-level the build gives it).
+        let mut values = Vec::with_capacity(cast.len());
+        for array in cast.f64()?.downcast_iter() {
+            let raw = array.values().as_slice();
+            match array.validity() {
+                None => values.extend(raw.iter().map(|&x| (!x.is_nan()).then_some(x))),
+                Some(bits) => {
+                    let (bytes, offset, _) = bits.as_slice();
+                    values.extend(raw.iter().enumerate().map(|(i, &x)| {
+                        let j = offset + i;
+                        let valid = bytes[j / 8] >> (j % 8) & 1 == 1;
+                        (valid && !x.is_nan()).then_some(x)
+                    }));
+                }
+            }
+        }
+        ColumnValues::Numeric(values)
     } else if matches!(dtype, DataType::String) {
-        ColumnValues::Text(
-            column
-                .str()?
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect(),
-        )
+        ColumnValues::dict_from(column.str()?.iter())
     } else {
         let cast = column.cast(&DataType::String)?;
-        ColumnValues::Text(cast.str()?.iter().map(|v| v.map(str::to_string)).collect())
+        ColumnValues::dict_from(cast.str()?.iter())
     };
     Ok(RawColumn { name, values })
 }
@@ -280,6 +312,15 @@ fn to_polars_column(column: &RawColumn) -> Column {
     match &column.values {
         ColumnValues::Numeric(v) => Column::new(name, v),
         ColumnValues::Text(v) => Column::new(name, v),
+        ColumnValues::Dict { .. } => {
+            let v: Vec<Option<&str>> = (0..column.values.len())
+                .map(|i| match column.values.label_ref(i) {
+                    Some(std::borrow::Cow::Borrowed(s)) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            Column::new(name, v)
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! Profiling, task inference, splitting and fitting the transform.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use autodl_artifacts::SCHEMA_VERSION;
 use autodl_artifacts::arch::InputShape;
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile, DataProfile, NumericSummary};
-use autodl_artifacts::table::{ColumnValues, PreparedData, RawColumn, RawTable, SplitData, Task};
+use autodl_artifacts::table::{
+    ColumnValues, MISSING_CODE, PreparedData, RawColumn, RawTable, SplitData, Task,
+};
 use autodl_artifacts::transform::{
     CleaningDecision, FeatureStep, FeatureTransform, TargetEncoding, has_time_of_day, parse_bool,
     parse_datetime, parse_number,
@@ -156,7 +159,7 @@ fn prepare_split(
 
     // Rows with a target; the rest cannot be learned from.
     let labelled: Vec<usize> = (0..table.n_rows())
-        .filter(|&i| target.values.label(i).is_some())
+        .filter(|&i| !target.values.is_missing(i))
         .collect();
     if labelled.len() < table.n_rows() {
         decisions.push(CleaningDecision {
@@ -175,10 +178,11 @@ fn prepare_split(
         });
     }
 
-    let strata: Option<Vec<String>> = profile.task.is_classification().then(|| {
+    let strata: Option<Vec<u32>> = profile.task.is_classification().then(|| {
+        let classes = class_indices(target, &profile.class_counts);
         labelled
             .iter()
-            .map(|&i| target.values.label(i).unwrap_or_default())
+            .map(|&i| classes[i].unwrap_or(u32::MAX))
             .collect()
     });
     let (valid_fraction, test_fraction) = match holdout {
@@ -202,7 +206,7 @@ fn prepare_split(
                     available: test.names().iter().map(|s| s.to_string()).collect(),
                 })?;
             let rows: Vec<usize> = (0..test.n_rows())
-                .filter(|&i| target.values.label(i).is_some())
+                .filter(|&i| !target.values.is_missing(i))
                 .collect();
             test.take(&rows)
         }
@@ -319,24 +323,51 @@ pub fn profile_table(
             name: cfg.target.clone(),
             available: table.names().iter().map(|s| s.to_string()).collect(),
         })?;
-    let mut columns: Vec<ColumnProfile> = table.columns.iter().map(profile_column).collect();
     let (task, task_reason) = infer_task(cfg, target)?;
     let class_counts = if task.is_classification() {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for i in 0..target.values.len() {
-            if let Some(l) = target.values.label(i) {
-                *counts.entry(l).or_default() += 1;
-            }
-        }
-        sorted_labels(counts.into_iter().collect())
+        sorted_labels(target.values.label_counts())
     } else {
         Vec::new()
     };
-    for (column, profile) in table.columns.iter().zip(columns.iter_mut()) {
-        if column.name != cfg.target && !profile.constant && !profile.id_like {
-            profile.alone_predicts_target = alone_predicts(column, profile.kind, target, task);
-        }
-    }
+    let sample = LeakSample::new(target, task, &class_counts);
+    let sample = sample.as_ref();
+    // Columns are independent: profile them on all available cores.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(table.columns.len())
+        .max(1);
+    let mut profiled: Vec<(usize, ColumnProfile)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    table
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, column)| {
+                            let mut profile = profile_column(column);
+                            if let Some(sample) = sample
+                                .filter(|_| column.name != cfg.target)
+                                .filter(|_| !profile.constant && !profile.id_like)
+                            {
+                                profile.alone_predicts_target =
+                                    alone_predicts(column, profile.kind, sample);
+                            }
+                            (i, profile)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a profiling thread panicked"))
+            .collect()
+    });
+    profiled.sort_by_key(|(i, _)| *i);
+    let columns: Vec<ColumnProfile> = profiled.into_iter().map(|(_, p)| p).collect();
     Ok(DataProfile {
         schema_version: SCHEMA_VERSION,
         source_sha256: source_sha256.to_string(),
@@ -360,9 +391,7 @@ fn duplicate_rows(table: &RawTable) -> usize {
 
 /// A 64-bit hash of every row's values (all columns but `skip`).
 fn row_keys(table: &RawTable, skip: Option<&str>) -> Vec<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hashers: Vec<std::collections::hash_map::DefaultHasher> =
-        vec![Default::default(); table.n_rows()];
+    let mut keys = vec![FNV_OFFSET; table.n_rows()];
     for column in table
         .columns
         .iter()
@@ -370,63 +399,121 @@ fn row_keys(table: &RawTable, skip: Option<&str>) -> Vec<u64> {
     {
         match &column.values {
             ColumnValues::Numeric(v) => {
-                for (h, x) in hashers.iter_mut().zip(v) {
-                    x.map(f64::to_bits).hash(h);
+                for (h, x) in keys.iter_mut().zip(v) {
+                    *h = mix(*h, x.map_or(MISSING_KEY, f64::to_bits));
                 }
             }
             ColumnValues::Text(v) => {
-                for (h, x) in hashers.iter_mut().zip(v) {
-                    x.hash(h);
+                for (h, x) in keys.iter_mut().zip(v) {
+                    *h = mix(*h, x.as_deref().map_or(MISSING_KEY, text_key));
+                }
+            }
+            ColumnValues::Dict { levels, codes } => {
+                let level_keys: Vec<u64> = levels.iter().map(|l| text_key(l)).collect();
+                for (h, &c) in keys.iter_mut().zip(codes) {
+                    let k = if c == MISSING_CODE {
+                        MISSING_KEY
+                    } else {
+                        level_keys[c as usize]
+                    };
+                    *h = mix(*h, k);
                 }
             }
         }
     }
-    hashers.into_iter().map(|h| h.finish()).collect()
+    keys
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+/// The key of a missing value (a number or text shares it with a 2⁻⁶⁴ chance).
+const MISSING_KEY: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// FNV-1a over the bytes of `s`.
+fn text_key(s: &str) -> u64 {
+    s.bytes().fold(FNV_OFFSET, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// Folds `x` into the running hash `h` (a multiply-xorshift step).
+fn mix(h: u64, x: u64) -> u64 {
+    let z = (h ^ x).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^ (z >> 31)
 }
 
 /// Rows the leakage check looks at, at most: an even spread over the table.
 const LEAK_CHECK_ROWS: usize = 100_000;
 
-/// How well `column` alone predicts `target` on rows it was not fitted on: the rows alternate
-/// between a fitting half and an evaluation half; a numeric column is cut at the fitting half's
-/// 32-quantiles, a categorical one is taken as is; each value (or bin) predicts the fitting
-/// half's majority class (accuracy) or mean (R²). Unseen values predict the overall majority or
-/// mean. Free text and columns with one row per value score nothing here (ID-like columns are
-/// flagged separately).
-fn alone_predicts(
-    column: &RawColumn,
-    kind: ColumnKind,
-    target: &RawColumn,
-    task: Task,
-) -> Option<f64> {
+/// The target on the rows the leakage check looks at (at most [`LEAK_CHECK_ROWS`], evenly
+/// spread, labelled ones only), each row assigned to the fitting or the evaluation half by a
+/// hash of its number, so that periodic tables do not split by class.
+struct LeakSample {
+    rows: Vec<usize>,
+    fit: Vec<bool>,
+    /// Class of each row (classification) as an index, or its value (regression).
+    y: Vec<f64>,
+    classification: bool,
+}
+
+impl LeakSample {
+    fn new(target: &RawColumn, task: Task, classes: &[(String, usize)]) -> Option<LeakSample> {
+        let n = target.values.len();
+        let step = n.div_ceil(LEAK_CHECK_ROWS).max(1);
+        let rows: Vec<usize> = (0..n)
+            .step_by(step)
+            .filter(|&i| !target.values.is_missing(i))
+            .collect();
+        let y: Vec<f64> = if task.is_classification() {
+            let labels: Vec<String> = classes.iter().map(|(l, _)| l.clone()).collect();
+            let all = target.values.label_indices(&labels).ok()?;
+            rows.iter()
+                .map(|&i| f64::from(all[i].unwrap_or(0)))
+                .collect()
+        } else {
+            let values = as_numbers(target)?;
+            rows.iter().map(|&i| values[i].unwrap_or(0.0)).collect()
+        };
+        let fit = rows
+            .iter()
+            .map(|&i| {
+                let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                (z ^ (z >> 31)) & 1 == 0
+            })
+            .collect::<Vec<bool>>();
+        let fitted = fit.iter().filter(|&&f| f).count();
+        (rows.len() >= 20 && fitted > 0 && fitted < rows.len()).then_some(LeakSample {
+            rows,
+            fit,
+            y,
+            classification: task.is_classification(),
+        })
+    }
+}
+
+/// How well `column` alone predicts the target on rows it was not fitted on (see
+/// [`LeakSample`]): a numeric column is cut at the fitting half's 32-quantiles, a categorical
+/// one is taken as is; each value (or bin) predicts the fitting half's majority class
+/// (accuracy) or mean (R²). Unseen values predict the overall majority or mean. Free text
+/// scores nothing here (ID-like columns are flagged separately).
+fn alone_predicts(column: &RawColumn, kind: ColumnKind, sample: &LeakSample) -> Option<f64> {
     if kind == ColumnKind::Text {
         return None;
     }
-    let n = column.values.len();
-    let step = n.div_ceil(LEAK_CHECK_ROWS).max(1);
-    let rows: Vec<usize> = (0..n)
-        .step_by(step)
-        .filter(|&i| target.values.label(i).is_some())
-        .collect();
-    if rows.len() < 20 {
-        return None;
-    }
     let numbers = as_numbers(column).filter(|_| kind != ColumnKind::Categorical);
-    // Halves by a hash of the row number, so that periodic tables do not split by class.
-    let in_fit = |i: usize| {
-        let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) & 1 == 0
-    };
-    let (fit, eval): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&i| in_fit(i));
-    if fit.is_empty() || eval.is_empty() {
-        return None;
-    }
-    let key: Box<dyn Fn(usize) -> String> = match &numbers {
+    // Each sampled row's value as a key: its bin for numbers, a hash of the text otherwise.
+    let keys: Vec<u64> = match &numbers {
         Some(values) => {
-            let mut present: Vec<f64> = fit.iter().filter_map(|&i| values[i]).collect();
-            present.sort_by(f64::total_cmp);
+            let mut present: Vec<f64> = sample
+                .rows
+                .iter()
+                .zip(&sample.fit)
+                .filter(|(_, f)| **f)
+                .filter_map(|(&i, _)| values[i])
+                .collect();
+            present.sort_unstable_by(f64::total_cmp);
             if present.is_empty() {
                 return None;
             }
@@ -434,66 +521,73 @@ fn alone_predicts(
                 .map(|k| present[k * (present.len() - 1) / 32])
                 .collect();
             edges.dedup();
-            let values = values.clone();
-            Box::new(move |i| match values[i] {
-                None => "missing".into(),
-                Some(x) => edges.partition_point(|e| *e < x).to_string(),
-            })
+            sample
+                .rows
+                .iter()
+                .map(|&i| {
+                    values[i].map_or(MISSING_KEY, |x| edges.partition_point(|e| *e < x) as u64)
+                })
+                .collect()
         }
-        None => Box::new(|i| column.values.label(i).unwrap_or_else(|| "missing".into())),
+        None => match &column.values {
+            ColumnValues::Dict { codes, .. } => {
+                sample.rows.iter().map(|&i| u64::from(codes[i])).collect()
+            }
+            values => sample
+                .rows
+                .iter()
+                .map(|&i| values.label_ref(i).map_or(MISSING_KEY, |l| text_key(&l)))
+                .collect(),
+        },
     };
-    if task.is_classification() {
-        let mut by_key: HashMap<String, HashMap<String, usize>> = HashMap::new();
-        let mut overall: HashMap<String, usize> = HashMap::new();
-        for &i in &fit {
-            let y = target.values.label(i).expect("labelled rows");
-            *by_key
-                .entry(key(i))
-                .or_default()
-                .entry(y.clone())
-                .or_default() += 1;
-            *overall.entry(y).or_default() += 1;
+    let halves = || {
+        keys.iter()
+            .zip(&sample.y)
+            .zip(&sample.fit)
+            .map(|((&k, &y), &f)| (k, y, f))
+    };
+    if sample.classification {
+        let mut by_key: HashMap<u64, HashMap<u64, usize>> = HashMap::new();
+        let mut overall: HashMap<u64, usize> = HashMap::new();
+        for (k, y, _) in halves().filter(|h| h.2) {
+            *by_key.entry(k).or_default().entry(y as u64).or_default() += 1;
+            *overall.entry(y as u64).or_default() += 1;
         }
-        let majority = |counts: &HashMap<String, usize>| {
+        let majority = |counts: &HashMap<u64, usize>| {
             counts
                 .iter()
                 .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                .map(|(l, _)| l.clone())
+                .map(|(l, _)| *l)
         };
         let fallback = majority(&overall)?;
-        let predict: HashMap<&String, String> = by_key
+        let predict: HashMap<u64, u64> = by_key
             .iter()
-            .filter_map(|(k, c)| majority(c).map(|m| (k, m)))
+            .filter_map(|(k, c)| majority(c).map(|m| (*k, m)))
             .collect();
-        let hits = eval
-            .iter()
-            .filter(|&&i| {
-                let y = target.values.label(i).expect("labelled rows");
-                predict.get(&key(i)).unwrap_or(&fallback) == &y
-            })
-            .count();
-        Some(hits as f64 / eval.len() as f64)
+        let (mut hits, mut total) = (0usize, 0usize);
+        for (k, y, _) in halves().filter(|h| !h.2) {
+            total += 1;
+            hits += usize::from(*predict.get(&k).unwrap_or(&fallback) == y as u64);
+        }
+        (total > 0).then(|| hits as f64 / total as f64)
     } else {
-        let y = as_numbers(target)?;
-        let mut sums: HashMap<String, (f64, usize)> = HashMap::new();
-        let (mut total, mut count) = (0.0, 0usize);
-        for &i in &fit {
-            let v = y[i]?;
-            let e = sums.entry(key(i)).or_default();
-            e.0 += v;
+        let mut sums: HashMap<u64, (f64, usize)> = HashMap::new();
+        let (mut sum, mut count) = (0.0, 0usize);
+        for (k, y, _) in halves().filter(|h| h.2) {
+            let e = sums.entry(k).or_default();
+            e.0 += y;
             e.1 += 1;
-            total += v;
+            sum += y;
             count += 1;
         }
-        let mean = total / count.max(1) as f64;
-        let eval_y: Vec<f64> = eval.iter().filter_map(|&i| y[i]).collect();
-        let eval_mean = eval_y.iter().sum::<f64>() / eval_y.len().max(1) as f64;
+        let mean = sum / count.max(1) as f64;
+        let eval: Vec<(u64, f64)> = halves().filter(|h| !h.2).map(|(k, y, _)| (k, y)).collect();
+        let eval_mean = eval.iter().map(|e| e.1).sum::<f64>() / eval.len().max(1) as f64;
         let (mut sse, mut sst) = (0.0, 0.0);
-        for &i in &eval {
-            let Some(v) = y[i] else { continue };
-            let p = sums.get(&key(i)).map_or(mean, |(s, c)| s / *c as f64);
-            sse += (v - p).powi(2);
-            sst += (v - eval_mean).powi(2);
+        for (k, y) in eval {
+            let p = sums.get(&k).map_or(mean, |(s, c)| s / *c as f64);
+            sse += (y - p).powi(2);
+            sst += (y - eval_mean).powi(2);
         }
         (sst > 0.0).then(|| 1.0 - sse / sst)
     }
@@ -516,6 +610,48 @@ fn as_numbers(column: &RawColumn) -> Option<std::borrow::Cow<'_, [Option<f64>]>>
     match &column.values {
         ColumnValues::Numeric(v) => Some(std::borrow::Cow::Borrowed(v.as_slice())),
         ColumnValues::Text(v) => parse_numbers(v).map(std::borrow::Cow::Owned),
+        ColumnValues::Dict { levels, codes } => {
+            let parsed: Vec<f64> = levels
+                .iter()
+                .map(|l| parse_number(l))
+                .collect::<Option<_>>()?;
+            Some(std::borrow::Cow::Owned(
+                codes
+                    .iter()
+                    .map(|&c| (c != MISSING_CODE).then(|| parsed[c as usize]))
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// Every distinct non-missing value (numbers as labels) with its count, in no particular
+/// order; a dictionary column is counted by code.
+fn level_counts(values: &ColumnValues) -> Vec<(Cow<'_, str>, usize)> {
+    match values {
+        ColumnValues::Dict { levels, codes } => {
+            let mut counts = vec![0usize; levels.len()];
+            for &c in codes {
+                if c != MISSING_CODE {
+                    counts[c as usize] += 1;
+                }
+            }
+            levels
+                .iter()
+                .zip(counts)
+                .filter(|(_, k)| *k > 0)
+                .map(|(l, k)| (Cow::Borrowed(l.as_str()), k))
+                .collect()
+        }
+        _ => {
+            let mut counts: HashMap<Cow<'_, str>, usize> = HashMap::new();
+            for i in 0..values.len() {
+                if let Some(l) = values.label_ref(i) {
+                    *counts.entry(l).or_default() += 1;
+                }
+            }
+            counts.into_iter().collect()
+        }
     }
 }
 
@@ -534,20 +670,41 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
     let present = n - missing;
     let source_type = match &column.values {
         ColumnValues::Numeric(_) => "number",
-        ColumnValues::Text(_) => "string",
+        ColumnValues::Text(_) | ColumnValues::Dict { .. } => "string",
     };
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for i in 0..n {
-        if let Some(l) = column.values.label(i) {
-            *counts.entry(l).or_default() += 1;
+    // Distinct values and the most frequent ones: numbers by sorting, text by counting.
+    let numbers = as_numbers(column);
+    let mut sorted: Vec<f64> = numbers
+        .as_ref()
+        .map(|v| v.iter().flatten().copied().collect())
+        .unwrap_or_default();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let (distinct, top_count, top) = if numbers.is_some() {
+        let (mut distinct, mut top_count, mut run) = (0, 0, 0);
+        for (i, x) in sorted.iter().enumerate() {
+            if i == 0 || *x != sorted[i - 1] {
+                distinct += 1;
+                run = 0;
+            }
+            run += 1;
+            top_count = top_count.max(run);
         }
-    }
-    let distinct = counts.len();
-    let top_count = counts.values().copied().max().unwrap_or(0);
+        (distinct, top_count, Vec::new())
+    } else {
+        let by_count = |a: &(Cow<'_, str>, usize), b: &(Cow<'_, str>, usize)| {
+            b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+        };
+        let mut top = level_counts(&column.values);
+        let distinct = top.len();
+        if top.len() > 10 {
+            top.select_nth_unstable_by(9, by_count);
+            top.truncate(10);
+        }
+        top.sort_by(by_count);
+        let top: Vec<(String, usize)> = top.into_iter().map(|(l, c)| (l.into_owned(), c)).collect();
+        (distinct, top.first().map_or(0, |t| t.1), top)
+    };
     let top_share = top_count as f64 / present.max(1) as f64;
-    let mut top: Vec<(String, usize)> = counts.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top.truncate(10);
     let unique_per_row = distinct == n && n >= ID_MIN_ROWS;
     let mut profile = ColumnProfile {
         name: column.name.clone(),
@@ -565,19 +722,16 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
         outliers: 0,
         alone_predicts_target: None,
     };
-    if let Some(values) = as_numbers(column) {
-        let text_booleans = matches!(column.values, ColumnValues::Text(_))
-            && (0..n).all(|i| match &column.values {
-                ColumnValues::Text(v) => v[i].as_deref().is_none_or(|s| parse_bool(s).is_some()),
-                ColumnValues::Numeric(_) => true,
-            });
+    if numbers.is_some() {
+        let text_booleans = !matches!(column.values, ColumnValues::Numeric(_))
+            && level_counts(&column.values)
+                .iter()
+                .all(|(s, _)| parse_bool(s).is_some());
         profile.kind = if text_booleans {
             ColumnKind::Boolean
         } else {
             ColumnKind::Numeric
         };
-        let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
-        sorted.sort_by(f64::total_cmp);
         let integers = sorted.iter().all(|x| x.fract() == 0.0);
         // Unique integers in an evenly spaced run (0, 1, 2, …): row numbers, not measurements.
         let evenly_spaced = sorted.len() >= 2 && {
@@ -592,20 +746,22 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
         return profile;
     }
     profile.top_categories = top;
-    let texts: Vec<&str> = match &column.values {
-        ColumnValues::Text(v) => v.iter().flatten().map(String::as_str).collect(),
-        ColumnValues::Numeric(_) => Vec::new(),
-    };
-    let dates = texts.iter().filter(|s| parse_datetime(s).is_some()).count();
+    // Each distinct text once, with how often it occurs.
+    let levels = level_counts(&column.values);
+    let days: Vec<(f64, usize)> = levels
+        .iter()
+        .filter_map(|(s, k)| parse_datetime(s).map(|d| (d, *k)))
+        .collect();
+    let dates: usize = days.iter().map(|(_, k)| k).sum();
     if present > 0 && dates as f64 >= DATE_SHARE * present as f64 {
         profile.kind = ColumnKind::Datetime;
-        let days: Vec<f64> = texts.iter().filter_map(|s| parse_datetime(s)).collect();
-        profile.numeric = NumericSummary::of(days.into_iter());
+        profile.numeric =
+            NumericSummary::of(days.iter().flat_map(|&(d, k)| std::iter::repeat_n(d, k)));
         return profile;
     }
-    let words = texts
+    let words = levels
         .iter()
-        .map(|s| s.split_whitespace().count())
+        .map(|(s, k)| s.split_whitespace().count() * k)
         .sum::<usize>() as f64
         / present.max(1) as f64;
     if distinct as f64 >= TEXT_DISTINCT_SHARE * present as f64
@@ -620,12 +776,7 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
 }
 
 fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)> {
-    let mut distinct: BTreeMap<String, usize> = BTreeMap::new();
-    for i in 0..target.values.len() {
-        if let Some(l) = target.values.label(i) {
-            *distinct.entry(l).or_default() += 1;
-        }
-    }
+    let distinct: BTreeMap<String, usize> = target.values.label_counts().into_iter().collect();
     if distinct.len() < 2 {
         return Err(DataError::SingleClass {
             target: target.name.clone(),
@@ -638,9 +789,9 @@ fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)>
     }
     // Booleans spelled as words are labels here, not numbers.
     let numbers = match &target.values {
-        ColumnValues::Text(v) => v
-            .iter()
-            .map(|x| match x {
+        ColumnValues::Numeric(v) => Some(std::borrow::Cow::Borrowed(v.as_slice())),
+        values => (0..values.len())
+            .map(|i| match values.label_ref(i) {
                 None => Some(None),
                 Some(s) => s
                     .trim()
@@ -651,7 +802,6 @@ fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)>
             })
             .collect::<Option<Vec<Option<f64>>>>()
             .map(std::borrow::Cow::Owned),
-        ColumnValues::Numeric(v) => Some(std::borrow::Cow::Borrowed(v.as_slice())),
     };
     let classification = |reason: String| {
         let task = if distinct.len() == 2 {
@@ -706,6 +856,15 @@ fn infer_task(cfg: &PrepareConfig, target: &RawColumn) -> Result<(Task, String)>
     }
 }
 
+/// Each row's index into `classes` (labels with counts), `None` where the target is missing.
+fn class_indices(target: &RawColumn, classes: &[(String, usize)]) -> Vec<Option<u32>> {
+    let labels: Vec<String> = classes.iter().map(|(l, _)| l.clone()).collect();
+    target
+        .values
+        .label_indices(&labels)
+        .expect("the classes come from this column")
+}
+
 /// Sorts labels numerically when they are all numbers, else lexically.
 fn sorted_labels(mut labels: Vec<(String, usize)>) -> Vec<(String, usize)> {
     if labels.iter().all(|(l, _)| l.parse::<f64>().is_ok()) {
@@ -722,17 +881,17 @@ fn sorted_labels(mut labels: Vec<(String, usize)>) -> Vec<(String, usize)> {
 
 /// Splits `rows` into train / validation / test, stratified by `strata` when given.
 /// Every stratum keeps at least one training row.
-fn split(
+fn split<K: Ord + Clone>(
     rows: &[usize],
-    strata: Option<&[String]>,
+    strata: Option<&[K]>,
     valid_fraction: f64,
     test_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<Option<K>, Vec<usize>> = BTreeMap::new();
     for (k, &row) in rows.iter().enumerate() {
-        let key = strata.map_or("", |s| s[k].as_str());
+        let key = strata.map(|s| s[k].clone());
         groups.entry(key).or_default().push(row);
     }
     let (mut train, mut valid, mut test) = (Vec::new(), Vec::new(), Vec::new());
@@ -780,12 +939,17 @@ fn fit_target(profile: &DataProfile, target: &RawColumn) -> Result<TargetEncodin
 }
 
 fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
     let n = values.len();
+    let upper = *values.select_nth_unstable_by(n / 2, f64::total_cmp).1;
     if n % 2 == 1 {
-        values[n / 2]
+        upper
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        // The lower middle is the largest value left of the upper one.
+        let lower = values[..n / 2]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        (lower + upper) / 2.0
     }
 }
 
@@ -998,7 +1162,8 @@ fn fit_steps(
                         name,
                         "clip_outliers",
                         format!(
-                            "{n} training values lie beyond three interquartile ranges outside the quartiles; values are clipped to [{lo:.4}, {hi:.4}]"
+                            "{n} training {} beyond three interquartile ranges outside the quartiles; values are clipped to [{lo:.4}, {hi:.4}]",
+                            if n == 1 { "value lies" } else { "values lie" }
                         ),
                     );
                 }
@@ -1029,29 +1194,21 @@ fn fit_steps(
                 });
             }
             ColumnKind::Datetime => {
-                let texts: Vec<Option<String>> = (0..column.values.len())
-                    .map(|i| column.values.label(i))
-                    .collect();
-                let mut days: Vec<f64> = texts
-                    .iter()
-                    .flatten()
-                    .filter_map(|t| parse_datetime(t))
-                    .collect();
+                let parsed: Vec<Option<f64>> = column
+                    .values
+                    .map_text(0..column.values.len(), |t| t.and_then(parse_datetime));
+                let mut days: Vec<f64> = parsed.iter().flatten().copied().collect();
                 if days.is_empty() {
                     decide(name, "drop", "no dates in the training split".into());
                     continue;
                 }
-                let unparsed = texts.len() - days.len();
+                let unparsed = parsed.len() - days.len();
                 let impute = median(&mut days);
-                let time = texts.iter().flatten().any(|t| {
+                let time = level_counts(&column.values).iter().any(|(t, _)| {
                     has_time_of_day(t) && parse_datetime(t).is_some_and(|d| d.fract() != 0.0)
                 });
-                let s = NumericSummary::of(
-                    texts
-                        .iter()
-                        .map(|t| t.as_deref().and_then(parse_datetime).unwrap_or(impute)),
-                )
-                .expect("non-empty");
+                let s = NumericSummary::of(parsed.iter().map(|d| d.unwrap_or(impute)))
+                    .expect("non-empty");
                 decide(
                     name,
                     "expand_date",
@@ -1103,13 +1260,10 @@ fn fit_steps(
                 });
             }
             ColumnKind::Categorical => {
-                let mut counts: HashMap<String, usize> = HashMap::new();
-                for i in 0..column.values.len() {
-                    if let Some(l) = column.values.label(i) {
-                        *counts.entry(l).or_default() += 1;
-                    }
-                }
-                let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+                let mut ranked: Vec<(String, usize)> = level_counts(&column.values)
+                    .into_iter()
+                    .map(|(l, c)| (l.into_owned(), c))
+                    .collect();
                 ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 let Some((impute, _)) = ranked.first().cloned() else {
                     decide(name, "drop", "no values in the training split".into());
@@ -1212,12 +1366,14 @@ fn fit_steps(
 /// The clip bounds for extreme outliers: three interquartile ranges beyond the quartiles of
 /// `values` (`None` when the quartiles coincide).
 fn outlier_fences(values: &[f64]) -> Option<[f64; 2]> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.len() < 4 {
+    if values.len() < 4 {
         return None;
     }
-    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let mut v = values.to_vec();
+    let mut q = |p: f64| {
+        let k = ((v.len() - 1) as f64 * p).round() as usize;
+        *v.select_nth_unstable_by(k, f64::total_cmp).1
+    };
     let (q1, q3) = (q(0.25), q(0.75));
     let iqr = q3 - q1;
     (iqr > 0.0).then_some([q1 - 3.0 * iqr, q3 + 3.0 * iqr])

@@ -106,15 +106,15 @@ fn sorted_numbers(column: &RawColumn) -> Result<(Vec<f64>, usize)> {
                 }
             }
         }
-        ColumnValues::Text(v) => {
-            for (row, s) in v.iter().enumerate() {
-                match s {
+        text => {
+            for row in 0..text.len() {
+                match text.label_ref(row) {
                     None => missing += 1,
                     Some(s) => values.push(s.trim().parse::<f64>().map_err(|_| {
                         MonitorError::NotNumeric {
                             column: column.name.clone(),
                             row: row + 1,
-                            value: s.clone(),
+                            value: s.to_string(),
                         }
                     })?),
                 }

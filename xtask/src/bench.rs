@@ -99,7 +99,7 @@ fn read_f32(path: &Path) -> Result<Vec<f32>> {
 }
 
 /// Peak resident memory of this process, from /proc (Linux), in MiB.
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -187,7 +187,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Finds the benchmark venv's python: `--python`, else `$AUTODL_BENCH_VENV/bin/python`, else
 /// `~/.cache/autodl-bench-venv/bin/python`.
-fn bench_python(explicit: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn bench_python(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }

@@ -5,6 +5,7 @@
 //! where command-line arguments, the clock and the terminal come in.
 
 mod bench;
+mod bench_data;
 mod commands;
 mod data;
 mod machine;
@@ -112,6 +113,30 @@ enum DataCommand {
 /// Benchmarks against the tools users would otherwise pick.
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Data stage: autodl against pandas + scikit-learn on a generated table.
+    ///
+    /// A seeded table (default 1,000,000 rows × 50 columns: numbers with missing values and
+    /// outliers, categories of 2 to 1,000 levels, dates as text, booleans, a binary target) is
+    /// written as Parquet; each side reads it, profiles it, splits it, fits its transform on
+    /// the training split and transforms every split, in its own process. pandas +
+    /// scikit-learn use SimpleImputer, StandardScaler and OneHotEncoder in a
+    /// ColumnTransformer. Prints seconds per phase, peak memory and the ratios. Needs pandas,
+    /// scikit-learn and pyarrow in ~/.cache/autodl-bench-venv (scripts/bench-venv.sh) or
+    /// --python.
+    Data {
+        /// Rows of the generated table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Runs per side (alternating); times are medians.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with pandas, scikit-learn and pyarrow (default: the benchmark venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to write the raw results as JSON.
+        #[arg(long, default_value = "runs/bench-data.json")]
+        out: PathBuf,
+    },
     /// Training speed: autodl's trainer against PyTorch on the same MLP.
     ///
     /// 64 → 256 → 256 → 10 (ReLU), AdamW, cross-entropy, the same generated data and batch
@@ -239,6 +264,14 @@ enum Command {
         #[command(subcommand)]
         what: DataCommand,
     },
+    /// One autodl side of `bench data`, in its own process (used by the benchmark).
+    #[command(hide = true)]
+    BenchDataWorker {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        target: String,
+    },
     /// One autodl side of `bench train`, in its own process (used by the benchmark).
     #[command(hide = true)]
     BenchWorker {
@@ -335,6 +368,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench {
+            what:
+                BenchCommand::Data {
+                    rows,
+                    repeats,
+                    python,
+                    out,
+                },
+        } => bench_data::run(&bench_data::DataBenchArgs {
+            rows,
+            repeats,
+            python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::BenchDataWorker { file, target } => {
+            bench_data::worker(&file, &target).map(|_| ExitCode::SUCCESS)
+        }
         Command::Data {
             what: DataCommand::Profile { file, target, out },
         } => {

@@ -47,9 +47,10 @@ fn csv_missing_spellings_and_parquet_round_trip() {
         t.columns[0].values,
         ColumnValues::Numeric(vec![Some(1.5), None, Some(2.0)])
     );
+    // Text is read dictionary-encoded: each distinct string once.
     assert_eq!(
         t.columns[1].values,
-        ColumnValues::Text(vec![Some("x".into()), None, None])
+        ColumnValues::dict_from([Some("x"), None, None].into_iter())
     );
     assert_eq!(
         t.columns[2].values,

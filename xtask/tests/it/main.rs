@@ -162,7 +162,7 @@ fn numeric_matrix(table: &RawTable, skip: &str) -> Matrix {
         .filter(|c| c.name != skip)
         .map(|c| match &c.values {
             ColumnValues::Numeric(v) => v,
-            ColumnValues::Text(_) => panic!("transformed splits are numeric"),
+            _ => panic!("transformed splits are numeric"),
         })
         .collect();
     let n = table.n_rows();
