@@ -36,8 +36,8 @@ mod shared_levels {
 
 /// FNV-1a with a final multiply-xorshift: a quick hash for dictionary-encoding strings that
 /// come from files (not attacker-chosen keys).
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
 
 impl std::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
@@ -58,7 +58,8 @@ impl std::hash::Hasher for FastHasher {
     }
 }
 
-type FastHash = std::hash::BuildHasherDefault<FastHasher>;
+/// A `HashMap`/`HashSet` hasher builder for [`FastHasher`].
+pub type FastHash = std::hash::BuildHasherDefault<FastHasher>;
 
 /// The code of a missing value in [`ColumnValues::Dict`].
 pub const MISSING_CODE: u32 = u32::MAX;

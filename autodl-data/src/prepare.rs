@@ -8,7 +8,7 @@ use autodl_artifacts::arch::InputShape;
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile, DataProfile, NumericSummary};
 use autodl_artifacts::table::{
-    ColumnValues, MISSING_CODE, PreparedData, RawColumn, RawTable, SplitData, Task,
+    ColumnValues, FastHash, MISSING_CODE, PreparedData, RawColumn, RawTable, SplitData, Task,
 };
 use autodl_artifacts::transform::{
     CleaningDecision, FeatureStep, FeatureTransform, TargetEncoding, has_time_of_day, parse_bool,
@@ -336,36 +336,41 @@ pub fn profile_table(
         .map_or(1, |n| n.get())
         .min(table.columns.len())
         .max(1);
-    let mut profiled: Vec<(usize, ColumnProfile)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    table
-                        .columns
-                        .iter()
-                        .enumerate()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(i, column)| {
-                            let mut profile = profile_column(column);
-                            if let Some(sample) = sample
-                                .filter(|_| column.name != cfg.target)
-                                .filter(|_| !profile.constant && !profile.id_like)
-                            {
-                                profile.alone_predicts_target =
-                                    alone_predicts(column, profile.kind, sample);
-                            }
-                            (i, profile)
-                        })
-                        .collect::<Vec<_>>()
+    // Duplicate rows are counted alongside.
+    let (mut profiled, duplicates): (Vec<(usize, ColumnProfile)>, usize) =
+        std::thread::scope(|scope| {
+            let duplicates = scope.spawn(|| duplicate_rows(table));
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        table
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, column)| {
+                                let mut profile = profile_column(column);
+                                if let Some(sample) = sample
+                                    .filter(|_| column.name != cfg.target)
+                                    .filter(|_| !profile.constant && !profile.id_like)
+                                {
+                                    profile.alone_predicts_target =
+                                        alone_predicts(column, profile.kind, sample);
+                                }
+                                (i, profile)
+                            })
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a profiling thread panicked"))
-            .collect()
-    });
+                .collect();
+            let profiled = workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a profiling thread panicked"))
+                .collect();
+            let duplicates = duplicates.join().expect("the duplicate count panicked");
+            (profiled, duplicates)
+        });
     profiled.sort_by_key(|(i, _)| *i);
     let columns: Vec<ColumnProfile> = profiled.into_iter().map(|(_, p)| p).collect();
     Ok(DataProfile {
@@ -377,7 +382,7 @@ pub fn profile_table(
         task,
         task_reason,
         class_counts,
-        duplicate_rows: duplicate_rows(table),
+        duplicate_rows: duplicates,
         test_rows_also_in_train: None,
     })
 }
@@ -385,7 +390,8 @@ pub fn profile_table(
 /// Rows that repeat an earlier row exactly.
 fn duplicate_rows(table: &RawTable) -> usize {
     let keys = row_keys(table, None);
-    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let mut seen: std::collections::HashSet<u64, FastHash> =
+        std::collections::HashSet::with_capacity_and_hasher(keys.len(), FastHash::default());
     keys.into_iter().filter(|k| !seen.insert(*k)).count()
 }
 
@@ -1089,6 +1095,42 @@ fn fit_steps(
         .map(|(_, c)| *c)
         .max()
         .map(|m| m as f64 / profile.class_counts.iter().map(|(_, c)| c).sum::<usize>() as f64);
+    // The numeric columns' statistics, which cost the most, on all available cores.
+    let numeric: Vec<&RawColumn> = train
+        .columns
+        .iter()
+        .zip(&profile.columns)
+        .filter(|(c, p)| {
+            c.name != cfg.target && matches!(p.kind, ColumnKind::Numeric | ColumnKind::Boolean)
+        })
+        .map(|(c, _)| c)
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(numeric.len())
+        .max(1);
+    let numeric_fits: HashMap<&str, Option<NumericFit>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let numeric = &numeric;
+                scope.spawn(move || {
+                    numeric
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|c| {
+                            let values = as_numbers(c).expect("profiled as numeric");
+                            (c.name.as_str(), NumericFit::of(&values))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a fitting thread panicked"))
+            .collect()
+    });
     for (column, col_profile) in train.columns.iter().zip(&profile.columns) {
         if column.name == cfg.target {
             continue;
@@ -1147,17 +1189,18 @@ fn fit_steps(
         let missing = column.values.missing();
         match col_profile.kind {
             ColumnKind::Numeric | ColumnKind::Boolean => {
-                let values = as_numbers(column).expect("profiled as numeric");
-                let mut present: Vec<f64> = values.iter().flatten().copied().collect();
-                if present.is_empty() {
+                let Some(fit) = numeric_fits.get(name).cloned().flatten() else {
                     decide(name, "drop", "no values in the training split".into());
                     continue;
-                }
-                let impute = median(&mut present);
-                let clip = outlier_fences(&present)
-                    .filter(|[lo, hi]| present.iter().any(|x| x < lo || x > hi));
+                };
+                let NumericFit {
+                    impute,
+                    clip,
+                    clipped,
+                    summary: s,
+                } = fit;
                 if let Some([lo, hi]) = clip {
-                    let n = present.iter().filter(|&&x| x < lo || x > hi).count();
+                    let n = clipped;
                     decide(
                         name,
                         "clip_outliers",
@@ -1167,11 +1210,6 @@ fn fit_steps(
                         ),
                     );
                 }
-                let filled = values.iter().map(|v| {
-                    let x = v.unwrap_or(impute);
-                    clip.map_or(x, |[lo, hi]| x.clamp(lo, hi))
-                });
-                let s = NumericSummary::of(filled).expect("non-empty");
                 if missing > 0 {
                     decide(
                         name,
@@ -1361,6 +1399,45 @@ fn fit_steps(
         });
     }
     Ok(steps)
+}
+
+/// What a numeric column's transform step needs from the training split.
+#[derive(Debug, Clone)]
+struct NumericFit {
+    /// The median, for missing values.
+    impute: f64,
+    /// The outlier fences, where some training value lies beyond them.
+    clip: Option<[f64; 2]>,
+    /// Training values beyond the fences.
+    clipped: usize,
+    /// Mean and standard deviation after imputation and clipping.
+    summary: NumericSummary,
+}
+
+impl NumericFit {
+    /// `None` when the column has no values.
+    fn of(values: &[Option<f64>]) -> Option<NumericFit> {
+        let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+        if present.is_empty() {
+            return None;
+        }
+        let impute = median(&mut present);
+        let clip = outlier_fences(&present);
+        let clipped = clip.map_or(0, |[lo, hi]| {
+            present.iter().filter(|&&x| x < lo || x > hi).count()
+        });
+        let clip = clip.filter(|_| clipped > 0);
+        let filled = values.iter().map(|v| {
+            let x = v.unwrap_or(impute);
+            clip.map_or(x, |[lo, hi]| x.clamp(lo, hi))
+        });
+        Some(NumericFit {
+            impute,
+            clip,
+            clipped,
+            summary: NumericSummary::of(filled).expect("non-empty"),
+        })
+    }
 }
 
 /// The clip bounds for extreme outliers: three interquartile ranges beyond the quartiles of
