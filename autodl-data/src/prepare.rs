@@ -49,6 +49,20 @@ pub struct PrepareConfig {
     /// A numeric target with integer values and at most this many distinct values is read as
     /// class labels.
     pub max_integer_classes: usize,
+    /// Keep all rows of a group (one value of this column) in the same split.
+    #[serde(default)]
+    pub group_column: Option<String>,
+    /// Split by time: the earliest rows train, later ones validate, the latest test.
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// With neither a group nor a time column given, split by time when a date column rises
+    /// with the row order (a table logged as time went by).
+    #[serde(default = "default_detect_time_order")]
+    pub detect_time_order: bool,
+}
+
+fn default_detect_time_order() -> bool {
+    true
 }
 
 fn default_rare_share() -> f64 {
@@ -79,6 +93,9 @@ impl PrepareConfig {
             text_buckets: default_text_buckets(),
             leak_threshold: default_leak_threshold(),
             max_integer_classes: 20,
+            group_column: None,
+            time_column: None,
+            detect_time_order: true,
         }
     }
 
@@ -190,13 +207,46 @@ fn prepare_split(
         Some(_) => (cfg.valid_fraction / (1.0 - cfg.test_fraction), 0.0),
         None => (cfg.valid_fraction, cfg.test_fraction),
     };
-    let (train_idx, valid_idx, test_idx) = split(
-        &labelled,
-        strata.as_deref(),
-        valid_fraction,
-        test_fraction,
-        ctx.derive_seed("split"),
-    );
+    let (train_idx, valid_idx, test_idx) = match split_plan(cfg, &profile, table)? {
+        SplitPlan::Time { column, times, why } => {
+            decisions.push(CleaningDecision {
+                column: column.clone(),
+                action: "split_by_time".into(),
+                reason: format!(
+                    "{why}: the earliest rows train, the next validate{}, so the model is judged on the future",
+                    if holdout.is_some() { "" } else { ", the latest test" }
+                ),
+            });
+            time_split(&labelled, &times, valid_fraction, test_fraction)
+        }
+        SplitPlan::Groups { column, groups } => {
+            let (train, valid, test) = group_split(
+                &labelled,
+                &groups,
+                valid_fraction,
+                test_fraction,
+                ctx.derive_seed("split"),
+            );
+            let distinct: std::collections::HashSet<u64, FastHash> =
+                labelled.iter().map(|&i| groups[i]).collect();
+            decisions.push(CleaningDecision {
+                column,
+                action: "split_by_group".into(),
+                reason: format!(
+                    "{} groups; each group's rows are all in one split, so no group is both trained and judged on",
+                    distinct.len()
+                ),
+            });
+            (train, valid, test)
+        }
+        SplitPlan::Shuffled => split(
+            &labelled,
+            strata.as_deref(),
+            valid_fraction,
+            test_fraction,
+            ctx.derive_seed("split"),
+        ),
+    };
     let raw_test = match holdout {
         Some(test) => {
             let target = test
@@ -883,6 +933,157 @@ fn sorted_labels(mut labels: Vec<(String, usize)>) -> Vec<(String, usize)> {
         labels.sort();
     }
     labels
+}
+
+/// How the rows are split.
+enum SplitPlan {
+    /// Seeded shuffle, stratified for classification.
+    Shuffled,
+    /// Ordered by `times` (per row; missing ones first).
+    Time {
+        column: String,
+        times: Vec<Option<f64>>,
+        why: String,
+    },
+    /// Whole groups (`groups`: a key per row) to one split each.
+    Groups { column: String, groups: Vec<u64> },
+}
+
+/// A date column's values rise with the row order when at least this share of consecutive
+/// present pairs does not go back in time.
+const TIME_ORDER_SHARE: f64 = 0.99;
+
+fn split_plan(cfg: &PrepareConfig, profile: &DataProfile, table: &RawTable) -> Result<SplitPlan> {
+    let find = |name: &str, what: &str| {
+        table.column(name).ok_or_else(|| {
+            DataError::Config(format!(
+                "{what} column '{name}' not found; available columns: {}",
+                table.names().join(", ")
+            ))
+        })
+    };
+    let times = |column: &RawColumn| -> Vec<Option<f64>> {
+        match as_numbers(column) {
+            Some(v) => v.into_owned(),
+            None => column
+                .values
+                .map_text(0..column.values.len(), |t| t.and_then(parse_datetime)),
+        }
+    };
+    if let Some(name) = &cfg.time_column {
+        let column = find(name, "time")?;
+        let times = times(column);
+        if times.iter().all(Option::is_none) {
+            return Err(DataError::Config(format!(
+                "time column '{name}' holds neither numbers nor dates"
+            )));
+        }
+        return Ok(SplitPlan::Time {
+            column: name.clone(),
+            times,
+            why: "requested".into(),
+        });
+    }
+    if let Some(name) = &cfg.group_column {
+        let column = find(name, "group")?;
+        let groups = (0..column.values.len())
+            .map(|i| {
+                column
+                    .values
+                    .label_ref(i)
+                    .map_or(MISSING_KEY, |l| text_key(&l))
+            })
+            .collect();
+        return Ok(SplitPlan::Groups {
+            column: name.clone(),
+            groups,
+        });
+    }
+    if cfg.detect_time_order {
+        for p in profile
+            .columns
+            .iter()
+            .filter(|p| p.kind == ColumnKind::Datetime && p.name != cfg.target && p.distinct > 1)
+        {
+            let column = table.column(&p.name).expect("a profiled column");
+            let times = times(column);
+            let present: Vec<f64> = times.iter().flatten().copied().collect();
+            let pairs = present.len().saturating_sub(1);
+            let forward = present.windows(2).filter(|w| w[1] >= w[0]).count();
+            if pairs >= 10 && forward as f64 >= TIME_ORDER_SHARE * pairs as f64 {
+                return Ok(SplitPlan::Time {
+                    column: p.name.clone(),
+                    why: format!(
+                        "the rows are in time order by '{}' ({forward} of {pairs} consecutive dates move forward)",
+                        p.name
+                    ),
+                    times,
+                });
+            }
+        }
+    }
+    Ok(SplitPlan::Shuffled)
+}
+
+/// Train / validation / test by time: `rows` ordered by `times` (missing first, ties in row
+/// order), then cut at the shares.
+fn time_split(
+    rows: &[usize],
+    times: &[Option<f64>],
+    valid_fraction: f64,
+    test_fraction: f64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let mut ordered = rows.to_vec();
+    ordered.sort_by(|&a, &b| {
+        let key = |i: usize| times[i].unwrap_or(f64::NEG_INFINITY);
+        key(a).total_cmp(&key(b)).then(a.cmp(&b))
+    });
+    let n = ordered.len();
+    let n_test = ((n as f64 * test_fraction).round() as usize).min(n.saturating_sub(2));
+    let n_valid = ((n as f64 * valid_fraction).round() as usize).min(n - n_test - 1);
+    let n_train = n - n_test - n_valid;
+    let mut train = ordered[..n_train].to_vec();
+    let mut valid = ordered[n_train..n_train + n_valid].to_vec();
+    let mut test = ordered[n_train + n_valid..].to_vec();
+    train.sort_unstable();
+    valid.sort_unstable();
+    test.sort_unstable();
+    (train, valid, test)
+}
+
+/// Train / validation / test by whole groups: the groups (`groups[row]`) in a seeded random
+/// order go to the test split until it has its share of rows, then to validation, the rest
+/// to training.
+fn group_split(
+    rows: &[usize],
+    groups: &[u64],
+    valid_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for &row in rows {
+        members.entry(groups[row]).or_default().push(row);
+    }
+    let mut order: Vec<Vec<usize>> = members.into_values().collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let n = rows.len() as f64;
+    let (mut train, mut valid, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    let last = order.len().saturating_sub(1);
+    for (k, group) in order.into_iter().enumerate() {
+        // The last group always trains, so that training is never empty.
+        if k < last && (test.len() as f64) < n * test_fraction {
+            test.extend(group);
+        } else if k < last && (valid.len() as f64) < n * valid_fraction {
+            valid.extend(group);
+        } else {
+            train.extend(group);
+        }
+    }
+    train.sort_unstable();
+    valid.sort_unstable();
+    test.sort_unstable();
+    (train, valid, test)
 }
 
 /// Splits `rows` into train / validation / test, stratified by `strata` when given.

@@ -50,9 +50,17 @@ pub fn profile(file: &Path, target: Option<String>, out: &Path) -> Result<()> {
 /// Prepares `file` for training: profile, split, fitted transform and transformed splits,
 /// written under `out` as a run directory's `data/` would be. Prints the profile and every
 /// cleaning decision.
-pub fn prepare(file: &Path, target: Option<String>, seed: u64, out: &Path) -> Result<()> {
+pub fn prepare(
+    file: &Path,
+    target: Option<String>,
+    seed: u64,
+    (group_column, time_column): (Option<String>, Option<String>),
+    out: &Path,
+) -> Result<()> {
     let (table, sha) = read(file)?;
-    let cfg = autodl_data::PrepareConfig::new(target_or_last(&table, target));
+    let mut cfg = autodl_data::PrepareConfig::new(target_or_last(&table, target));
+    cfg.group_column = group_column;
+    cfg.time_column = time_column;
     let t = Instant::now();
     let prepared = autodl_data::prepare(&cfg, &table, &sha, &RunContext::new(seed, out))?;
     eprintln!("prepared in {:.2} s", t.elapsed().as_secs_f64());

@@ -104,6 +104,13 @@ enum DataCommand {
         /// Seed of the split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Keep all rows of a group (one value of this column) in the same split.
+        #[arg(long)]
+        group_column: Option<String>,
+        /// Split by time on this column (dates or numbers): the earliest rows train, the
+        /// latest test. Without it, a date column that rises with the row order is used.
+        #[arg(long)]
+        time_column: Option<String>,
         /// Output directory (default: runs/prepared-<file stem>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -303,6 +310,13 @@ enum Command {
         /// Force the task instead of inferring it from the target.
         #[arg(long, value_enum)]
         task: Option<TaskArg>,
+        /// Keep all rows of a group (one value of this column) in the same split.
+        #[arg(long)]
+        group_column: Option<String>,
+        /// Split by time on this column (dates or numbers): the earliest rows train, the
+        /// latest test. Without it, a date column that rises with the row order is used.
+        #[arg(long)]
+        time_column: Option<String>,
         /// Run directory (default: runs/<dataset>-<unix time>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -398,11 +412,14 @@ fn main() -> ExitCode {
                     file,
                     target,
                     seed,
+                    group_column,
+                    time_column,
                     out,
                 },
         } => {
             let out = out.unwrap_or_else(|| data::default_prepare_out(&file));
-            data::prepare(&file, target, seed, &out).map(|_| ExitCode::SUCCESS)
+            data::prepare(&file, target, seed, (group_column, time_column), &out)
+                .map(|_| ExitCode::SUCCESS)
         }
         Command::Bench {
             what:
@@ -495,6 +512,8 @@ fn main() -> ExitCode {
             target,
             test,
             task,
+            group_column,
+            time_column,
             out,
             budget_secs,
             max_trials,
@@ -511,6 +530,8 @@ fn main() -> ExitCode {
                 TaskArg::Multiclass => autodl_artifacts::table::Task::Multiclass,
                 TaskArg::Regression => autodl_artifacts::table::Task::Regression,
             }),
+            group_column,
+            time_column,
             out,
             budget_secs,
             max_trials,

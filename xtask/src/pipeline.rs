@@ -38,6 +38,10 @@ pub struct RunArgs {
     pub target: Option<String>,
     pub test: Option<PathBuf>,
     pub task: Option<Task>,
+    /// Keep each group of this column in one split.
+    pub group_column: Option<String>,
+    /// Split by time on this column.
+    pub time_column: Option<String>,
     pub out: Option<PathBuf>,
     pub budget_secs: f64,
     pub max_trials: Option<u32>,
@@ -271,6 +275,8 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     let sha = sha256_file(&data_path)?;
     let mut cfg = autodl_data::PrepareConfig::new(&target);
     cfg.task = args.task;
+    cfg.group_column = args.group_column.clone();
+    cfg.time_column = args.time_column.clone();
     let prepared = match &args.test {
         Some(test_path) => {
             eprintln!(

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile};
-use autodl_artifacts::table::{ColumnValues, Task};
+use autodl_artifacts::table::{ColumnValues, RawColumn, RawTable, Task};
 use autodl_artifacts::transform::CleaningDecision;
 use autodl_data::{DataError, PrepareConfig, prepare, read_table, write_table};
 
@@ -378,6 +378,8 @@ fn a_messy_table_is_profiled_and_cleaned_with_reasons() {
     assert_eq!(action("income"), vec!["clip_outliers", "impute_median"]);
     assert_eq!(action("is_member"), vec!["boolean"]);
     assert_eq!(action("approved"), vec!["class_weights"]);
+    // Its dates are not in row order: a shuffled split.
+    assert!(!d.iter().any(|d| d.action.starts_with("split_by")));
 
     let names = &p.data.feature_names;
     for expected in [
@@ -400,6 +402,128 @@ fn a_messy_table_is_profiled_and_cleaned_with_reasons() {
     for split in [&p.data.train, &p.data.valid, &p.data.test] {
         assert!(split.x.data.iter().all(|v| v.is_finite()));
     }
+}
+
+fn text_column(name: &str, values: Vec<String>) -> RawColumn {
+    RawColumn {
+        name: name.into(),
+        values: ColumnValues::Text(values.into_iter().map(Some).collect()),
+    }
+}
+
+fn number_column(name: &str, values: Vec<f64>) -> RawColumn {
+    RawColumn {
+        name: name.into(),
+        values: ColumnValues::Numeric(values.into_iter().map(Some).collect()),
+    }
+}
+
+fn labels(t: &RawTable, column: &str) -> Vec<String> {
+    let c = t.column(column).unwrap();
+    (0..t.n_rows())
+        .map(|i| c.values.label(i).unwrap())
+        .collect()
+}
+
+#[test]
+fn rows_logged_in_time_order_are_split_by_time() {
+    let n = 200;
+    let day = |i: usize| format!("2020-{:02}-{:02}", 1 + i / 28 % 12, 1 + i % 28);
+    let table = RawTable {
+        columns: vec![
+            // Rows in date order (with a few equal dates), as a log would be.
+            text_column("when", (0..n).map(|i| day(i / 2)).collect()),
+            number_column("x", (0..n).map(|i| ((i * 37) % 101) as f64).collect()),
+            number_column("y", (0..n).map(|i| ((i * 7) % 3) as f64).collect()),
+        ],
+    };
+    let p = prepare(
+        &PrepareConfig::new("y"),
+        &table,
+        "h",
+        &RunContext::new(0, "."),
+    )
+    .unwrap();
+    let d = decisions(&p.transform.decisions, "when");
+    assert_eq!(d[0].0, "split_by_time", "{d:?}");
+    assert!(d[0].1.contains("rows are in time order"), "{}", d[0].1);
+    let (train, test) = (labels(&p.raw_train, "when"), labels(&p.raw_test, "when"));
+    assert!(
+        train.iter().max() <= test.iter().min(),
+        "training must precede testing"
+    );
+    assert_eq!(p.raw_test.n_rows(), 30);
+
+    // The same rows shuffled: no time order, a stratified shuffle as usual.
+    let mut shuffled = table.clone();
+    let order: Vec<usize> = (0..n).map(|i| (i * 73) % n).collect();
+    shuffled = shuffled.take(&order);
+    let p = prepare(
+        &PrepareConfig::new("y"),
+        &shuffled,
+        "h",
+        &RunContext::new(0, "."),
+    )
+    .unwrap();
+    assert!(
+        !p.transform
+            .decisions
+            .iter()
+            .any(|d| d.action == "split_by_time")
+    );
+
+    // Asked for explicitly, on a numeric column.
+    let mut cfg = PrepareConfig::new("y");
+    cfg.time_column = Some("x".into());
+    let p = prepare(&cfg, &shuffled, "h", &RunContext::new(0, ".")).unwrap();
+    let xs = |t: &RawTable| {
+        labels(t, "x")
+            .iter()
+            .map(|v| v.parse::<f64>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let train_max = xs(&p.raw_train).into_iter().fold(f64::MIN, f64::max);
+    let test_min = xs(&p.raw_test).into_iter().fold(f64::MAX, f64::min);
+    assert!(train_max <= test_min, "{train_max} > {test_min}");
+}
+
+#[test]
+fn a_group_column_keeps_each_group_in_one_split() {
+    let n = 200;
+    let table = RawTable {
+        columns: vec![
+            text_column("patient", (0..n).map(|i| format!("p{}", i % 40)).collect()),
+            number_column("x", (0..n).map(|i| ((i * 37) % 101) as f64).collect()),
+            number_column("y", (0..n).map(|i| ((i * 7) % 2) as f64).collect()),
+        ],
+    };
+    let mut cfg = PrepareConfig::new("y");
+    cfg.group_column = Some("patient".into());
+    let p = prepare(&cfg, &table, "h", &RunContext::new(3, ".")).unwrap();
+    let train: std::collections::HashSet<String> =
+        labels(&p.raw_train, "patient").into_iter().collect();
+    let test: std::collections::HashSet<String> =
+        labels(&p.raw_test, "patient").into_iter().collect();
+    assert!(
+        train.is_disjoint(&test),
+        "{:?}",
+        train.intersection(&test).collect::<Vec<_>>()
+    );
+    assert!(!test.is_empty());
+    let d = decisions(&p.transform.decisions, "patient");
+    assert_eq!(d[0].0, "split_by_group");
+    assert!(d[0].1.starts_with("40 groups"), "{}", d[0].1);
+    assert_eq!(
+        p.data.train.y.len() + p.data.valid.y.len() + p.data.test.y.len(),
+        n
+    );
+
+    cfg.group_column = Some("ward".into());
+    let err = prepare(&cfg, &table, "h", &RunContext::new(3, ".")).unwrap_err();
+    assert!(
+        err.to_string().contains("group column 'ward' not found"),
+        "{err}"
+    );
 }
 
 #[test]
