@@ -94,6 +94,16 @@ pub struct Hyperparams {
     /// vector inputs.
     #[serde(default)]
     pub augment_shift: usize,
+    /// Data augmentation for vector (tabular) inputs: Gaussian noise of this standard
+    /// deviation, in standardised units, is added to every training sample afresh each step.
+    /// 0 turns it off; ignored for signals and images.
+    #[serde(default)]
+    pub augment_noise: f64,
+    /// Mixup for vector inputs: each training batch is blended with a shuffled copy of
+    /// itself by λ ~ Beta(α, α), and the loss is λ·loss(y) + (1 − λ)·loss(y shuffled). This is
+    /// α; 0 turns it off; ignored for signals and images.
+    #[serde(default)]
+    pub mixup_alpha: f64,
 }
 
 impl Default for Hyperparams {
@@ -113,6 +123,8 @@ impl Default for Hyperparams {
             balanced_class_weights: false,
             regression_loss: RegressionLoss::Mse,
             augment_shift: 0,
+            augment_noise: 0.0,
+            mixup_alpha: 0.0,
         }
     }
 }
@@ -188,6 +200,12 @@ impl Hyperparams {
         }
         if self.augment_shift > 0 {
             parts.push(format!("shift±{}", self.augment_shift));
+        }
+        if self.augment_noise > 0.0 {
+            parts.push(format!("noise={}", self.augment_noise));
+        }
+        if self.mixup_alpha > 0.0 {
+            parts.push(format!("mixup={}", self.mixup_alpha));
         }
         parts.join(" ")
     }

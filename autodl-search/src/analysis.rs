@@ -112,6 +112,12 @@ pub fn importance(history: &SearchHistory) -> Vec<Importance> {
             false,
         ),
         (
+            "noise augmentation",
+            Box::new(|t| t.hyperparams.augment_noise),
+            false,
+        ),
+        ("mixup α", Box::new(|t| t.hyperparams.mixup_alpha), false),
+        (
             "convolutions",
             Box::new(move |t| count(t, |op| matches!(op, Op::Conv { .. }))),
             false,

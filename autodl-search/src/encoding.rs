@@ -428,6 +428,18 @@ impl SearchSpace {
             None,
             Some(position(&self.augment_shifts, &h.augment_shift)),
         );
+        let noise = w.cat(
+            "augment_noise".into(),
+            self.augment_noises.len(),
+            None,
+            Some(position(&self.augment_noises, &h.augment_noise)),
+        );
+        let mixup = w.cat(
+            "mixup_alpha".into(),
+            self.mixup_alphas.len(),
+            None,
+            Some(position(&self.mixup_alphas, &h.mixup_alpha)),
+        );
         if genome.is_none() {
             let optimizer = self.optimizers[optimizer];
             let h = &mut g.hyperparams;
@@ -449,6 +461,8 @@ impl SearchSpace {
             h.balanced_class_weights = self.balanced_class_weights[get(balanced, 0)];
             h.regression_loss = self.regression_losses[get(loss, 0)];
             h.augment_shift = self.augment_shifts[get(shift, 0)];
+            h.augment_noise = self.augment_noises[get(noise, 0)];
+            h.mixup_alpha = self.mixup_alphas[get(mixup, 0)];
         }
         g
     }

@@ -139,6 +139,10 @@ pub struct SearchSpace {
     pub regression_losses: Vec<RegressionLoss>,
     /// Shift-augmentation ranges (signals and images only).
     pub augment_shifts: Vec<usize>,
+    /// Gaussian-noise augmentation levels (vector inputs only).
+    pub augment_noises: Vec<f64>,
+    /// Mixup α values (vector inputs only; 0 is off).
+    pub mixup_alphas: Vec<f64>,
     /// Batch sizes.
     pub batch_sizes: Vec<usize>,
     /// Weight decay range, sampled log-uniformly.
@@ -213,6 +217,14 @@ impl SearchSpace {
                     vec![0, (length / 16).max(1), (length / 8).max(1)]
                 }
                 InputShape::Image { .. } => vec![0, 1],
+            },
+            augment_noises: match input_shape {
+                InputShape::Vector => vec![0.0, 0.05, 0.1],
+                _ => vec![0.0],
+            },
+            mixup_alphas: match input_shape {
+                InputShape::Vector => vec![0.0, 0.2],
+                _ => vec![0.0],
             },
             batch_sizes: vec![32, 64, 128],
             weight_decay: (1e-6, 1e-2),
@@ -308,6 +320,8 @@ impl SearchSpace {
             balanced_class_weights: Self::pick(rng, &self.balanced_class_weights),
             regression_loss: Self::pick(rng, &self.regression_losses),
             augment_shift: Self::pick(rng, &self.augment_shifts),
+            augment_noise: Self::pick(rng, &self.augment_noises),
+            mixup_alpha: Self::pick(rng, &self.mixup_alphas),
         }
     }
 
@@ -702,7 +716,12 @@ impl SearchSpace {
             }
             8 if rng.random_bool(0.5) => {
                 h.augment_shift = Self::pick(rng, &self.augment_shifts);
-                format!("shift augmentation → ±{}", h.augment_shift)
+                h.augment_noise = Self::pick(rng, &self.augment_noises);
+                h.mixup_alpha = Self::pick(rng, &self.mixup_alphas);
+                format!(
+                    "augmentation → shift ±{}, noise {}, mixup α {}",
+                    h.augment_shift, h.augment_noise, h.mixup_alpha
+                )
             }
             8 => {
                 h.label_smoothing = Self::pick(rng, &self.label_smoothing);

@@ -1187,13 +1187,17 @@ mod tests {
         };
         for strategy in [Strategy::default_evolution(), Strategy::default_tpe()] {
             let mean = |goal| {
-                (0..8)
+                (0..16)
                     .map(|seed| hypervolume(&run_with(strategy.clone(), goal, seed)))
                     .sum::<f64>()
-                    / 8.0
+                    / 16.0
             };
             let one = mean(Objective::Score);
             let two = mean(Objective::ScoreAndParameters);
+            eprintln!(
+                "{}: mean hypervolume, two objectives {two:.2}, one {one:.2}",
+                strategy.name()
+            );
             assert!(
                 two > one,
                 "{}: two objectives {two} vs one {one}",

@@ -320,6 +320,40 @@ impl Loss {
 
 /// Copies `row` into `out` shifted by `(dy, dx)` positions on a `channels × height × width`
 /// grid, filling the uncovered positions with zeros.
+/// A standard normal draw (Box–Muller).
+fn standard_normal(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random_range(0.0..1.0);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// A Gamma(shape, 1) draw (Marsaglia and Tsang; shapes below 1 by the `U^(1/shape)` boost).
+fn gamma(shape: f64, rng: &mut impl Rng) -> f64 {
+    if shape < 1.0 {
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        return gamma(shape + 1.0, rng) * u.powf(1.0 / shape);
+    }
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = standard_normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
+/// A Beta(α, α) draw, mixup's blending weight.
+fn beta(alpha: f64, rng: &mut impl Rng) -> f64 {
+    let (a, b) = (gamma(alpha, rng), gamma(alpha, rng));
+    if a + b > 0.0 { a / (a + b) } else { 0.5 }
+}
+
 fn shifted(
     row: &[f32],
     (channels, height, width): (usize, usize, usize),
@@ -435,6 +469,10 @@ pub fn train_with(
         _ => None,
     };
     let max_shift = hp.augment_shift as i64;
+    // Noise and mixup act on vector inputs only.
+    let vector = matches!(arch.input_shape.tensor_shape(d), Shape::Flat(_));
+    let noise = if vector { hp.augment_noise } else { 0.0 };
+    let mixup = if vector { hp.mixup_alpha } else { 0.0 };
     let mut finished = state.history.len() >= hp.max_epochs || state.since_best >= hp.patience;
 
     while !finished && state.history.len() < last_epoch {
@@ -461,12 +499,46 @@ pub fn train_with(
                         let dx = rng.random_range(-max_shift..=max_shift) as isize;
                         shifted(train.x.row(i), g, dy, dx, &mut xb);
                     }
+                    None if noise > 0.0 => xb.extend(
+                        train
+                            .x
+                            .row(i)
+                            .iter()
+                            .map(|&v| v + (noise * standard_normal(&mut rng)) as f32),
+                    ),
                     None => xb.extend_from_slice(train.x.row(i)),
                 }
                 yb.push(train.y[i]);
             }
-            let x = Tensor::<2>::from_data(TensorData::new(xb, [chunk.len(), d]), &device);
-            let loss = loss_fn.forward(state.model.forward(x, Some(&mut rng)), &yb, &device);
+            // Mixup: blend the batch with a shuffled copy of itself; both targets count.
+            let mixed = (mixup > 0.0 && chunk.len() >= 2).then(|| {
+                let lambda = beta(mixup, &mut rng);
+                let mut partner: Vec<usize> = (0..chunk.len()).collect();
+                partner.shuffle(&mut rng);
+                let blended: Vec<f32> = (0..chunk.len() * d)
+                    .map(|k| {
+                        let (row, col) = (k / d, k % d);
+                        lambda as f32 * xb[k] + (1.0 - lambda as f32) * xb[partner[row] * d + col]
+                    })
+                    .collect();
+                let y2: Vec<f32> = partner.iter().map(|&j| yb[j]).collect();
+                (lambda, blended, y2)
+            });
+            let loss = match mixed {
+                Some((lambda, blended, y2)) => {
+                    let x =
+                        Tensor::<2>::from_data(TensorData::new(blended, [chunk.len(), d]), &device);
+                    let out = state.model.forward(x, Some(&mut rng));
+                    loss_fn
+                        .forward(out.clone(), &yb, &device)
+                        .mul_scalar(lambda)
+                        .add(loss_fn.forward(out, &y2, &device).mul_scalar(1.0 - lambda))
+                }
+                None => {
+                    let x = Tensor::<2>::from_data(TensorData::new(xb, [chunk.len(), d]), &device);
+                    loss_fn.forward(state.model.forward(x, Some(&mut rng)), &yb, &device)
+                }
+            };
             let value: f32 = loss.clone().into_scalar();
             if !value.is_finite() {
                 return Ok(TrainResult {
@@ -555,7 +627,45 @@ pub fn train_with(
 
 #[cfg(test)]
 mod tests {
-    use super::{selection_score, shifted};
+    use super::{beta, gamma, selection_score, shifted};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn beta_and_gamma_draws_have_their_moments() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let n = 40_000;
+        let moments = |v: &[f64]| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            (mean, var)
+        };
+        // Gamma(k, 1): mean k, variance k.
+        for k in [0.2, 1.0, 3.0] {
+            let v: Vec<f64> = (0..n).map(|_| gamma(k, &mut rng)).collect();
+            let (mean, var) = moments(&v);
+            assert!(
+                (mean - k).abs() < 0.03 * k.max(1.0),
+                "gamma({k}) mean {mean}"
+            );
+            assert!(
+                (var - k).abs() < 0.1 * k.max(1.0),
+                "gamma({k}) variance {var}"
+            );
+        }
+        // Beta(α, α): mean 1/2, variance 1 / (4 (2α + 1)).
+        for a in [0.2, 1.0] {
+            let v: Vec<f64> = (0..n).map(|_| beta(a, &mut rng)).collect();
+            let (mean, var) = moments(&v);
+            assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
+            assert!((mean - 0.5).abs() < 0.01, "beta({a}) mean {mean}");
+            let want = 1.0 / (4.0 * (2.0 * a + 1.0));
+            assert!(
+                (var - want).abs() < 0.01,
+                "beta({a}) variance {var} vs {want}"
+            );
+        }
+    }
 
     #[test]
     fn shifts_move_the_grid_and_fill_with_zeros() {

@@ -109,6 +109,41 @@ fn same_seed_gives_bit_identical_weights() {
     assert_ne!(run(11), run(12));
 }
 
+#[test]
+fn noise_and_mixup_train_reproducibly_and_change_the_training() {
+    let (tr, va) = (blobs(400, 1), blobs(200, 2));
+    let data = TrainData {
+        task: Task::Binary,
+        n_outputs: 2,
+        target_scale: 1.0,
+        train: &tr,
+        valid: &va,
+    };
+    let arch = ArchitectureSpec::mlp(3, &[16], Activation::Relu, 2);
+    let run = |noise: f64, mixup: f64| {
+        let hp = Hyperparams {
+            augment_noise: noise,
+            mixup_alpha: mixup,
+            ..hp(1e-2, 20)
+        };
+        train(&arch, &hp, &data, &RunContext::new(5, ".")).unwrap()
+    };
+    let plain = run(0.0, 0.0);
+    for (noise, mixup) in [(0.1, 0.0), (0.0, 0.2), (0.1, 0.2)] {
+        let r = run(noise, mixup);
+        let TrialOutcome::Completed { valid_metric, .. } = &r.outcome else {
+            panic!("{:?}", r.outcome)
+        };
+        // Still learns the blobs, reproducibly, and not the way plain training does.
+        assert!(
+            valid_metric.value > 0.9,
+            "noise {noise}, mixup {mixup}: {valid_metric:?}"
+        );
+        assert_eq!(r.weights, run(noise, mixup).weights);
+        assert_ne!(r.weights, plain.weights, "noise {noise}, mixup {mixup}");
+    }
+}
+
 /// Inserts batch norm and dropout after the first dense layer of an MLP spec.
 fn autodl_search_free_spec(spec: &mut ArchitectureSpec) -> ArchitectureSpec {
     use autodl_artifacts::arch::{Edge, Node, NodeId, Norm, Op};
