@@ -23,8 +23,10 @@ def main() -> None:
     p.add_argument("--out", default=str(REPO / "runs/all-datasets.json"))
     a = p.parse_args()
     rows = []
+    # A fresh directory per invocation: the pipeline never overwrites a run.
+    base = REPO / "runs" / f"all-datasets-{int(time.time())}"
     for f in sorted(pathlib.Path(a.dir).glob("*.csv")):
-        out = REPO / "runs" / f"all-{f.stem}"
+        out = base / f.stem
         t0 = time.time()
         proc = subprocess.run(
             [a.xtask, "run", "--data", str(f), "--budget-secs", str(a.budget_secs),
