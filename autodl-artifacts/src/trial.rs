@@ -104,6 +104,11 @@ pub struct Hyperparams {
     /// α; 0 turns it off; ignored for signals and images.
     #[serde(default)]
     pub mixup_alpha: f64,
+    /// Data augmentation for images: each training sample is rotated about its centre by a
+    /// random angle in `[-degrees, degrees]` (bilinear, zero-filled), after any shift. 0 turns
+    /// it off; ignored for vectors and signals.
+    #[serde(default)]
+    pub augment_rotate: f64,
 }
 
 impl Default for Hyperparams {
@@ -125,6 +130,7 @@ impl Default for Hyperparams {
             augment_shift: 0,
             augment_noise: 0.0,
             mixup_alpha: 0.0,
+            augment_rotate: 0.0,
         }
     }
 }
@@ -206,6 +212,9 @@ impl Hyperparams {
         }
         if self.mixup_alpha > 0.0 {
             parts.push(format!("mixup={}", self.mixup_alpha));
+        }
+        if self.augment_rotate > 0.0 {
+            parts.push(format!("rotate±{}°", self.augment_rotate));
         }
         parts.join(" ")
     }

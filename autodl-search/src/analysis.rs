@@ -118,6 +118,11 @@ pub fn importance(history: &SearchHistory) -> Vec<Importance> {
         ),
         ("mixup α", Box::new(|t| t.hyperparams.mixup_alpha), false),
         (
+            "rotation augmentation",
+            Box::new(|t| t.hyperparams.augment_rotate),
+            false,
+        ),
+        (
             "convolutions",
             Box::new(move |t| count(t, |op| matches!(op, Op::Conv { .. }))),
             false,

@@ -440,6 +440,12 @@ impl SearchSpace {
             None,
             Some(position(&self.mixup_alphas, &h.mixup_alpha)),
         );
+        let rotate = w.cat(
+            "augment_rotate".into(),
+            self.augment_rotations.len(),
+            None,
+            Some(position(&self.augment_rotations, &h.augment_rotate)),
+        );
         if genome.is_none() {
             let optimizer = self.optimizers[optimizer];
             let h = &mut g.hyperparams;
@@ -463,6 +469,7 @@ impl SearchSpace {
             h.augment_shift = self.augment_shifts[get(shift, 0)];
             h.augment_noise = self.augment_noises[get(noise, 0)];
             h.mixup_alpha = self.mixup_alphas[get(mixup, 0)];
+            h.augment_rotate = self.augment_rotations[get(rotate, 0)];
         }
         g
     }

@@ -143,6 +143,8 @@ pub struct SearchSpace {
     pub augment_noises: Vec<f64>,
     /// Mixup α values (vector inputs only; 0 is off).
     pub mixup_alphas: Vec<f64>,
+    /// Rotation-augmentation ranges in degrees (images only).
+    pub augment_rotations: Vec<f64>,
     /// Batch sizes.
     pub batch_sizes: Vec<usize>,
     /// Weight decay range, sampled log-uniformly.
@@ -224,6 +226,10 @@ impl SearchSpace {
             },
             mixup_alphas: match input_shape {
                 InputShape::Vector => vec![0.0, 0.2],
+                _ => vec![0.0],
+            },
+            augment_rotations: match input_shape {
+                InputShape::Image { .. } => vec![0.0, 10.0],
                 _ => vec![0.0],
             },
             batch_sizes: vec![32, 64, 128],
@@ -322,6 +328,7 @@ impl SearchSpace {
             augment_shift: Self::pick(rng, &self.augment_shifts),
             augment_noise: Self::pick(rng, &self.augment_noises),
             mixup_alpha: Self::pick(rng, &self.mixup_alphas),
+            augment_rotate: Self::pick(rng, &self.augment_rotations),
         }
     }
 
@@ -718,9 +725,10 @@ impl SearchSpace {
                 h.augment_shift = Self::pick(rng, &self.augment_shifts);
                 h.augment_noise = Self::pick(rng, &self.augment_noises);
                 h.mixup_alpha = Self::pick(rng, &self.mixup_alphas);
+                h.augment_rotate = Self::pick(rng, &self.augment_rotations);
                 format!(
-                    "augmentation → shift ±{}, noise {}, mixup α {}",
-                    h.augment_shift, h.augment_noise, h.mixup_alpha
+                    "augmentation → shift ±{}, rotation ±{}°, noise {}, mixup α {}",
+                    h.augment_shift, h.augment_rotate, h.augment_noise, h.mixup_alpha
                 )
             }
             8 => {

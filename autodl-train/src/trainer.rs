@@ -354,6 +354,41 @@ fn beta(alpha: f64, rng: &mut impl Rng) -> f64 {
     if a + b > 0.0 { a / (a + b) } else { 0.5 }
 }
 
+/// Rotates every channel of a `channels × height × width` sample about its centre by
+/// `radians` (counter-clockwise in row-down coordinates), in place: each output pixel takes
+/// the bilinear interpolation of the input at the inversely rotated position, zero outside.
+fn rotate(sample: &mut [f32], (channels, height, width): (usize, usize, usize), radians: f64) {
+    let (sin, cos) = radians.sin_cos();
+    let (cy, cx) = ((height as f64 - 1.0) / 2.0, (width as f64 - 1.0) / 2.0);
+    let source = sample.to_vec();
+    for c in 0..channels {
+        let plane = &source[c * height * width..(c + 1) * height * width];
+        let at = |y: isize, x: isize| -> f64 {
+            if (0..height as isize).contains(&y) && (0..width as isize).contains(&x) {
+                f64::from(plane[y as usize * width + x as usize])
+            } else {
+                0.0
+            }
+        };
+        for y in 0..height {
+            for x in 0..width {
+                let (dy, dx) = (y as f64 - cy, x as f64 - cx);
+                // The inverse rotation of the output position.
+                let sy = cy + cos * dy + sin * dx;
+                let sx = cx - sin * dy + cos * dx;
+                let (y0, x0) = (sy.floor(), sx.floor());
+                let (fy, fx) = (sy - y0, sx - x0);
+                let (y0, x0) = (y0 as isize, x0 as isize);
+                let v = at(y0, x0) * (1.0 - fy) * (1.0 - fx)
+                    + at(y0, x0 + 1) * (1.0 - fy) * fx
+                    + at(y0 + 1, x0) * fy * (1.0 - fx)
+                    + at(y0 + 1, x0 + 1) * fy * fx;
+                sample[c * height * width + y * width + x] = v as f32;
+            }
+        }
+    }
+}
+
 fn shifted(
     row: &[f32],
     (channels, height, width): (usize, usize, usize),
@@ -465,7 +500,9 @@ pub fn train_with(
             channels,
             height,
             width,
-        } if hp.augment_shift > 0 => Some((channels, height, width)),
+        } if hp.augment_shift > 0 || (hp.augment_rotate > 0.0 && height > 1) => {
+            Some((channels, height, width))
+        }
         _ => None,
     };
     let max_shift = hp.augment_shift as i64;
@@ -497,7 +534,12 @@ pub fn train_with(
                             0
                         };
                         let dx = rng.random_range(-max_shift..=max_shift) as isize;
+                        let start = xb.len();
                         shifted(train.x.row(i), g, dy, dx, &mut xb);
+                        if hp.augment_rotate > 0.0 && g.1 > 1 {
+                            let degrees = rng.random_range(-hp.augment_rotate..=hp.augment_rotate);
+                            rotate(&mut xb[start..], g, degrees.to_radians());
+                        }
                     }
                     None if noise > 0.0 => xb.extend(
                         train
@@ -627,9 +669,39 @@ pub fn train_with(
 
 #[cfg(test)]
 mod tests {
-    use super::{beta, gamma, selection_score, shifted};
+    use super::{beta, gamma, rotate, selection_score, shifted};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn rotation_turns_the_grid_and_zero_fills() {
+        // One channel, 3 × 3 with a single bright pixel right of the centre.
+        let mut grid = vec![0.0f32; 9];
+        grid[5] = 1.0; // row 1, column 2
+        rotate(&mut grid, (1, 3, 3), 0.0);
+        assert_eq!(grid[5], 1.0);
+        // A quarter turn moves it to a neighbour of the centre, exactly (integer positions).
+        let mut turned = grid.clone();
+        rotate(&mut turned, (1, 3, 3), std::f64::consts::FRAC_PI_2);
+        let lit: Vec<usize> = (0..9).filter(|&k| turned[k] > 0.5).collect();
+        assert_eq!(lit.len(), 1);
+        assert!([1, 7].contains(&lit[0]), "{turned:?}");
+        assert!((turned.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        // Four quarter turns bring it back; corners rotated outside are zero-filled.
+        for _ in 0..3 {
+            rotate(&mut turned, (1, 3, 3), std::f64::consts::FRAC_PI_2);
+        }
+        for (a, b) in turned.iter().zip(&grid) {
+            assert!((a - b).abs() < 1e-6, "{turned:?}");
+        }
+        let mut corner = vec![0.0f32; 9];
+        corner[0] = 1.0;
+        rotate(&mut corner, (1, 3, 3), std::f64::consts::FRAC_PI_4);
+        assert!(
+            corner.iter().sum::<f32>() < 1.0,
+            "part of a corner leaves the grid"
+        );
+    }
 
     #[test]
     fn beta_and_gamma_draws_have_their_moments() {

@@ -207,6 +207,19 @@ fn an_image_cnn_with_every_grid_op_is_bit_identical_per_seed() {
     );
     assert_eq!(first, run(7));
     assert_ne!(first, run(8));
+    // Rotation augmentation: reproducible per seed, and a different training.
+    let rotated = |seed| {
+        let hp = Hyperparams {
+            augment_rotate: 10.0,
+            ..hp(3)
+        };
+        train(&arch, &hp, &data, &RunContext::new(seed, "."))
+            .unwrap()
+            .weights
+            .unwrap()
+    };
+    assert_eq!(rotated(7), rotated(7));
+    assert_ne!(rotated(7), first);
     assert!(first.tensors.contains_key("n1.weight"));
     assert_eq!(first.tensors["n1.weight"].shape, vec![4, 1, 3, 3]);
 }
