@@ -326,13 +326,10 @@ fn to_polars_column(column: &RawColumn) -> Column {
 
 /// Writes `df` as Arrow IPC (`.arrow`, `.ipc`, `.feather`) or else Parquet, atomically.
 fn write_frame(mut df: DataFrame, path: &Path) -> Result<()> {
-    let extension = path
+    let ipc = path
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    if !matches!(extension.as_str(), "arrow" | "ipc" | "feather") {
-        return write_parquet(df, path);
-    }
+        .is_some_and(|e| matches!(e.as_str(), "arrow" | "ipc" | "feather"));
     let err = |message: String| DataError::Write {
         path: path.display().to_string(),
         message,
@@ -342,25 +339,12 @@ fn write_frame(mut df: DataFrame, path: &Path) -> Result<()> {
     }
     let tmp = temporary_sibling(path);
     let file = std::fs::File::create(&tmp).map_err(|e| err(e.to_string()))?;
-    <IpcWriter<_> as SerWriter<_>>::new(file)
-        .finish(&mut df)
-        .map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
-}
-
-fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
-    let err = |message: String| DataError::Write {
-        path: path.display().to_string(),
-        message,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    if ipc {
+        <IpcWriter<_> as SerWriter<_>>::new(file).finish(&mut df)
+    } else {
+        ParquetWriter::new(file).finish(&mut df).map(drop)
     }
-    let tmp = temporary_sibling(path);
-    let file = std::fs::File::create(&tmp).map_err(|e| err(e.to_string()))?;
-    ParquetWriter::new(file)
-        .finish(&mut df)
-        .map_err(|e| err(e.to_string()))?;
+    .map_err(|e| err(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
 }
 
@@ -394,5 +378,5 @@ pub fn write_matrix(
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    write_parquet(df, path)
+    write_frame(df, path)
 }

@@ -158,7 +158,11 @@ pub fn worker(x_path: &Path, y_path: &Path, epochs: usize, batch: usize) -> Resu
     Ok(())
 }
 
-fn parse_last_json(output: &std::process::Output, who: &str) -> Result<WorkerResult> {
+/// The last JSON line a worker printed, parsed; a failed worker is an error with its stderr.
+pub(crate) fn parse_last_json<T: serde::de::DeserializeOwned>(
+    output: &std::process::Output,
+    who: &str,
+) -> Result<T> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -175,9 +179,13 @@ fn parse_last_json(output: &std::process::Output, who: &str) -> Result<WorkerRes
     serde_json::from_str(line).with_context(|| format!("{who} result: {line}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (NaN when `v` is empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
     if n % 2 == 1 {
         v[n / 2]
     } else {
@@ -238,7 +246,7 @@ pub fn train(args: &TrainBenchArgs) -> Result<()> {
             .args(["--batch", &args.batch.to_string()])
             .output()
             .context("starting the autodl worker")?;
-        let a = parse_last_json(&out, "autodl worker")?;
+        let a: WorkerResult = parse_last_json(&out, "autodl worker")?;
         let hidden: Vec<String> = HIDDEN.iter().map(|h| h.to_string()).collect();
         let out = Command::new(&python)
             .arg(&script)
@@ -256,7 +264,7 @@ pub fn train(args: &TrainBenchArgs) -> Result<()> {
             .env("OMP_NUM_THREADS", "1")
             .output()
             .context("starting the PyTorch worker")?;
-        let p = parse_last_json(&out, "PyTorch worker")?;
+        let p: WorkerResult = parse_last_json(&out, "PyTorch worker")?;
         eprintln!(
             "  repeat {r}/{}: autodl {:>9.0} samples/s (loss {:.3}) · PyTorch {:>9.0} samples/s (loss {:.3})",
             args.repeats, a.samples_per_sec, a.final_loss, p.samples_per_sec, p.final_loss
@@ -466,20 +474,7 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
             .args(["--seeds", &args.seeds.to_string()])
             .output()
             .context("starting the Optuna worker")?;
-        if !out.status.success() {
-            bail!(
-                "the Optuna worker failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .context("the Optuna worker printed no result")?;
-        let optuna: OptunaOutput = serde_json::from_str(line)?;
+        let optuna: OptunaOutput = parse_last_json(&out, "the Optuna worker")?;
         let theirs = SamplerResult::new(
             format!("Optuna {} TPE", optuna.optuna),
             &optuna.curves,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use autodl_artifacts::context::RunContext;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{bench_python, peak_rss_mib};
+use crate::bench::{bench_python, median, parse_last_json, peak_rss_mib};
 
 /// Settings of `cargo xtask bench data`.
 #[derive(Debug, Clone)]
@@ -75,30 +75,7 @@ pub fn worker(file: &Path, target: &str) -> Result<()> {
 
 fn run_side(mut cmd: Command, what: &str) -> Result<SideResult> {
     let out = cmd.output().with_context(|| format!("starting {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .with_context(|| format!("{what} printed no result"))?;
-    Ok(serde_json::from_str(line)?)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    parse_last_json(&out, what)
 }
 
 /// Generates the table, runs both sides `repeats` times alternating, prints the phases, the

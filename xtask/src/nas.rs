@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::bench::median;
 use anyhow::{Context, Result, bail};
 use autodl_artifacts::arch::InputShape;
 use autodl_artifacts::context::RunContext;
@@ -521,19 +522,6 @@ pub struct NasBenchReport {
     pub seeds: usize,
     pub evaluations: usize,
     pub strategies: Vec<StrategyRuns>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Median of values where `None` (not reached) ranks above every number.
