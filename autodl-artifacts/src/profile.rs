@@ -46,6 +46,11 @@ pub struct NumericSummary {
 }
 
 impl NumericSummary {
+    /// The scale to standardise by: the standard deviation, or 1 for a constant column.
+    pub fn scale(&self) -> f64 {
+        if self.std > 0.0 { self.std } else { 1.0 }
+    }
+
     /// Summarises the non-missing values; `None` if there are none.
     pub fn of(values: impl Iterator<Item = f64>) -> Option<NumericSummary> {
         let mut n = 0usize;

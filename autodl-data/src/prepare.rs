@@ -735,6 +735,12 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
         .map(|v| v.iter().flatten().copied().collect())
         .unwrap_or_default();
     sorted.sort_unstable_by(f64::total_cmp);
+    // Each distinct text once, with how often it occurs (text columns only).
+    let levels = if numbers.is_some() {
+        Vec::new()
+    } else {
+        level_counts(&column.values)
+    };
     let (distinct, top_count, top) = if numbers.is_some() {
         let (mut distinct, mut top_count, mut run) = (0, 0, 0);
         for (i, x) in sorted.iter().enumerate() {
@@ -750,7 +756,7 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
         let by_count = |a: &(Cow<'_, str>, usize), b: &(Cow<'_, str>, usize)| {
             b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
         };
-        let mut top = level_counts(&column.values);
+        let mut top = levels.clone();
         let distinct = top.len();
         if top.len() > 10 {
             top.select_nth_unstable_by(9, by_count);
@@ -802,8 +808,6 @@ fn profile_column(column: &RawColumn) -> ColumnProfile {
         return profile;
     }
     profile.top_categories = top;
-    // Each distinct text once, with how often it occurs.
-    let levels = level_counts(&column.values);
     let days: Vec<(f64, usize)> = levels
         .iter()
         .filter_map(|(s, k)| parse_datetime(s).map(|d| (d, *k)))
@@ -1141,7 +1145,7 @@ fn fit_target(profile: &DataProfile, target: &RawColumn) -> Result<TargetEncodin
         .expect("the training split has labelled rows");
     Ok(TargetEncoding::Standardized {
         mean: s.mean,
-        std: if s.std > 0.0 { s.std } else { 1.0 },
+        std: s.scale(),
     })
 }
 
@@ -1267,7 +1271,7 @@ fn fit_spatial_steps(
             column: name.clone(),
             impute,
             mean: s.mean,
-            std: if s.std > 0.0 { s.std } else { 1.0 },
+            std: s.scale(),
             clip: None,
             missing_indicator: false,
         })
@@ -1427,7 +1431,7 @@ fn fit_steps(
                     column: column.name.clone(),
                     impute,
                     mean: s.mean,
-                    std: if s.std > 0.0 { s.std } else { 1.0 },
+                    std: s.scale(),
                     clip,
                     missing_indicator: missing > 0,
                 });
@@ -1468,7 +1472,7 @@ fn fit_steps(
                     column: column.name.clone(),
                     impute,
                     mean: s.mean,
-                    std: if s.std > 0.0 { s.std } else { 1.0 },
+                    std: s.scale(),
                     time,
                     missing_indicator: unparsed > 0,
                 });

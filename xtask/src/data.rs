@@ -96,20 +96,11 @@ pub fn prepare(
     Ok(())
 }
 
-/// The default output for `data profile`: `runs/profile-<file stem>.json`.
-pub fn default_profile_out(file: &Path) -> PathBuf {
+/// The default output of a `data` command: `runs/<prefix><file stem><suffix>`.
+pub fn default_out(file: &Path, prefix: &str, suffix: &str) -> PathBuf {
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "data".into());
-    PathBuf::from("runs").join(format!("profile-{stem}.json"))
-}
-
-/// The default output for `data prepare`: `runs/prepared-<file stem>`.
-pub fn default_prepare_out(file: &Path) -> PathBuf {
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "data".into());
-    PathBuf::from("runs").join(format!("prepared-{stem}"))
+    PathBuf::from("runs").join(format!("{prefix}{stem}{suffix}"))
 }

@@ -403,7 +403,7 @@ fn main() -> ExitCode {
         Command::Data {
             what: DataCommand::Profile { file, target, out },
         } => {
-            let out = out.unwrap_or_else(|| data::default_profile_out(&file));
+            let out = out.unwrap_or_else(|| data::default_out(&file, "profile-", ".json"));
             data::profile(&file, target, &out).map(|_| ExitCode::SUCCESS)
         }
         Command::Data {
@@ -417,7 +417,7 @@ fn main() -> ExitCode {
                     out,
                 },
         } => {
-            let out = out.unwrap_or_else(|| data::default_prepare_out(&file));
+            let out = out.unwrap_or_else(|| data::default_out(&file, "prepared-", ""));
             data::prepare(&file, target, seed, (group_column, time_column), &out)
                 .map(|_| ExitCode::SUCCESS)
         }

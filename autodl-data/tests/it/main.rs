@@ -6,7 +6,7 @@ use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile};
 use autodl_artifacts::table::{ColumnValues, RawColumn, RawTable, Task};
 use autodl_artifacts::transform::CleaningDecision;
-use autodl_data::{DataError, PrepareConfig, prepare, read_table, write_table};
+use autodl_data::{DataError, PrepareConfig, Prepared, prepare, read_table, write_table};
 
 /// A fresh scratch directory for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -28,6 +28,17 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `table` prepared with the default settings for `target` and the run seed `seed`.
+fn prepare_default(table: &RawTable, target: &str, seed: u64) -> Prepared {
+    prepare(
+        &PrepareConfig::new(target),
+        table,
+        "sha",
+        &RunContext::new(seed, "."),
+    )
+    .unwrap()
 }
 
 fn dataset(name: &str) -> PathBuf {
@@ -155,7 +166,7 @@ fn bad_input_corpus() {
         })
         .collect();
     let t = read_table(&p("mixed.csv", format!("m,y\n{rows}").as_bytes())).unwrap();
-    let prepared = prepare(&PrepareConfig::new("y"), &t, "h", &RunContext::new(0, ".")).unwrap();
+    let prepared = prepare_default(&t, "y", 0);
     let m = prepared
         .profile
         .columns
@@ -166,7 +177,7 @@ fn bad_input_corpus() {
     // An all-null column: dropped with its reason.
     let rows: String = (0..40).map(|i| format!("{i}.5,,{}\n", i % 2)).collect();
     let t = read_table(&p("null.csv", format!("x,empty,y\n{rows}").as_bytes())).unwrap();
-    let prepared = prepare(&PrepareConfig::new("y"), &t, "h", &RunContext::new(0, ".")).unwrap();
+    let prepared = prepare_default(&t, "y", 0);
     let d = decisions(&prepared.transform.decisions, "empty");
     assert_eq!(d, vec![("drop", "every value is missing")]);
     // A target with missing values: those rows are dropped, and the decision says how many.
@@ -184,7 +195,7 @@ fn bad_input_corpus() {
         })
         .collect();
     let t = read_table(&p("target.csv", format!("x,y\n{rows}").as_bytes())).unwrap();
-    let prepared = prepare(&PrepareConfig::new("y"), &t, "h", &RunContext::new(0, ".")).unwrap();
+    let prepared = prepare_default(&t, "y", 0);
     let d = decisions(&prepared.transform.decisions, "y");
     assert_eq!(d[0], ("drop_rows", "4 rows have no target value"));
     let kept =
@@ -213,13 +224,7 @@ fn arrow_ipc_and_json_lines_read_like_csv() {
 #[test]
 fn penguins_prepare_end_to_end() {
     let t = read_table(&dataset("penguins.csv")).unwrap();
-    let p = prepare(
-        &PrepareConfig::new("species"),
-        &t,
-        "sha",
-        &RunContext::new(42, "."),
-    )
-    .unwrap();
+    let p = prepare_default(&t, "species", 42);
     assert_eq!(p.profile.task, Task::Multiclass);
     assert_eq!(p.profile.n_rows, 344);
     let sex = p.profile.columns.iter().find(|c| c.name == "sex").unwrap();
@@ -256,13 +261,7 @@ fn column<'a>(columns: &'a [ColumnProfile], name: &str) -> &'a ColumnProfile {
 #[test]
 fn penguins_profile_and_decisions() {
     let t = read_table(&dataset("penguins.csv")).unwrap();
-    let p = prepare(
-        &PrepareConfig::new("species"),
-        &t,
-        "sha",
-        &RunContext::new(42, "."),
-    )
-    .unwrap();
+    let p = prepare_default(&t, "species", 42);
     let cols = &p.profile.columns;
     // Counts as in the palmerpenguins documentation: 344 birds, 152 Adelie, 124 Gentoo, 68
     // Chinstrap; 2 birds without measurements, 11 without sex.
@@ -321,13 +320,7 @@ fn a_messy_table_is_profiled_and_cleaned_with_reasons() {
     // datasets/messy_loans.csv comes from scripts/make_messy.py; its docstring lists what each
     // column is.
     let t = read_table(&dataset("messy_loans.csv")).unwrap();
-    let p = prepare(
-        &PrepareConfig::new("approved"),
-        &t,
-        "sha",
-        &RunContext::new(1, "."),
-    )
-    .unwrap();
+    let p = prepare_default(&t, "approved", 1);
     let cols = &p.profile.columns;
     let kind = |name: &str| column(cols, name).kind;
     assert_eq!(p.profile.task, Task::Binary);
@@ -437,13 +430,7 @@ fn rows_logged_in_time_order_are_split_by_time() {
             number_column("y", (0..n).map(|i| ((i * 7) % 3) as f64).collect()),
         ],
     };
-    let p = prepare(
-        &PrepareConfig::new("y"),
-        &table,
-        "h",
-        &RunContext::new(0, "."),
-    )
-    .unwrap();
+    let p = prepare_default(&table, "y", 0);
     let d = decisions(&p.transform.decisions, "when");
     assert_eq!(d[0].0, "split_by_time", "{d:?}");
     assert!(d[0].1.contains("rows are in time order"), "{}", d[0].1);
@@ -455,16 +442,9 @@ fn rows_logged_in_time_order_are_split_by_time() {
     assert_eq!(p.raw_test.n_rows(), 30);
 
     // The same rows shuffled: no time order, a stratified shuffle as usual.
-    let mut shuffled = table.clone();
     let order: Vec<usize> = (0..n).map(|i| (i * 73) % n).collect();
-    shuffled = shuffled.take(&order);
-    let p = prepare(
-        &PrepareConfig::new("y"),
-        &shuffled,
-        "h",
-        &RunContext::new(0, "."),
-    )
-    .unwrap();
+    let shuffled = table.take(&order);
+    let p = prepare_default(&shuffled, "y", 0);
     assert!(
         !p.transform
             .decisions

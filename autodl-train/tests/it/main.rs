@@ -31,6 +31,17 @@ fn blobs(n: usize, seed: u64) -> SplitData {
 
 mod networks;
 
+/// A binary classification problem on `train` and `valid`.
+pub(crate) fn classification<'a>(train: &'a SplitData, valid: &'a SplitData) -> TrainData<'a> {
+    TrainData {
+        task: Task::Binary,
+        n_outputs: 2,
+        target_scale: 1.0,
+        train,
+        valid,
+    }
+}
+
 fn hp(lr: f64, epochs: usize) -> Hyperparams {
     Hyperparams {
         learning_rate: lr,
@@ -44,13 +55,7 @@ fn hp(lr: f64, epochs: usize) -> Hyperparams {
 #[test]
 fn learns_and_keeps_the_best_epoch() {
     let (tr, va) = (blobs(400, 1), blobs(200, 2));
-    let data = TrainData {
-        task: Task::Binary,
-        n_outputs: 2,
-        target_scale: 1.0,
-        train: &tr,
-        valid: &va,
-    };
+    let data = classification(&tr, &va);
     let arch = ArchitectureSpec::mlp(3, &[16], Activation::Relu, 2);
     let r = train(&arch, &hp(1e-2, 30), &data, &RunContext::new(3, ".")).unwrap();
     let TrialOutcome::Completed {
@@ -89,13 +94,7 @@ pub(crate) fn reproduces_validation(
 #[test]
 fn same_seed_gives_bit_identical_weights() {
     let (tr, va) = (blobs(200, 1), blobs(100, 2));
-    let data = TrainData {
-        task: Task::Binary,
-        n_outputs: 2,
-        target_scale: 1.0,
-        train: &tr,
-        valid: &va,
-    };
+    let data = classification(&tr, &va);
     // Dropout and batch normalisation included: their randomness and state are seeded too.
     let mut arch = ArchitectureSpec::mlp(3, &[16], Activation::Gelu, 2);
     let space = autodl_search_free_spec(&mut arch);
@@ -112,13 +111,7 @@ fn same_seed_gives_bit_identical_weights() {
 #[test]
 fn noise_and_mixup_train_reproducibly_and_change_the_training() {
     let (tr, va) = (blobs(400, 1), blobs(200, 2));
-    let data = TrainData {
-        task: Task::Binary,
-        n_outputs: 2,
-        target_scale: 1.0,
-        train: &tr,
-        valid: &va,
-    };
+    let data = classification(&tr, &va);
     let arch = ArchitectureSpec::mlp(3, &[16], Activation::Relu, 2);
     let run = |noise: f64, mixup: f64| {
         let hp = Hyperparams {
@@ -204,13 +197,7 @@ fn a_huge_learning_rate_is_reported_as_divergence() {
 #[test]
 fn shape_mismatches_are_errors_not_panics() {
     let tr = blobs(50, 1);
-    let data = TrainData {
-        task: Task::Binary,
-        n_outputs: 2,
-        target_scale: 1.0,
-        train: &tr,
-        valid: &tr,
-    };
+    let data = classification(&tr, &tr);
     let wrong_inputs = ArchitectureSpec::mlp(4, &[8], Activation::Relu, 2);
     assert!(train(&wrong_inputs, &hp(1e-3, 1), &data, &RunContext::new(1, ".")).is_err());
     let wrong_outputs = ArchitectureSpec::mlp(3, &[8], Activation::Relu, 3);

@@ -8,7 +8,7 @@ use autodl_train::{
     Fidelity, TrainData, balanced_class_weights, learning_rate_at, predict, train, train_with,
 };
 
-use crate::{reproduces_validation, two_blobs};
+use crate::{classification, reproduces_validation, two_blobs};
 
 /// Uniform numbers in [-1, 1) from a seed.
 fn uniform(seed: u64) -> impl FnMut() -> f32 {
@@ -123,16 +123,6 @@ fn blob_images(n: usize, seed: u64) -> SplitData {
     SplitData {
         x: Matrix::new(n, 36, x),
         y: b.y,
-    }
-}
-
-fn classification<'a>(train: &'a SplitData, valid: &'a SplitData) -> TrainData<'a> {
-    TrainData {
-        task: Task::Binary,
-        n_outputs: 2,
-        target_scale: 1.0,
-        train,
-        valid,
     }
 }
 
