@@ -167,9 +167,41 @@ pub struct TrainedModel {
     /// The ensemble comparison, when the search completed two or more trials.
     #[serde(default)]
     pub ensemble: Option<EnsembleRecord>,
+    /// The cross-validation of the best candidates, on small data.
+    #[serde(default)]
+    pub cross_validation: Option<CrossValidation>,
 }
 
 crate::versioned!(TrainedModel);
+
+/// The best search candidates retrained on each cross-validation fold (small data), and the
+/// one whose mean held-out score was best: the final model's architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    /// Folds.
+    pub folds: usize,
+    /// The metric of the fold scores.
+    pub metric: crate::table::Metric,
+    /// Each candidate that was cross-validated on every fold, in the search's order.
+    pub candidates: Vec<CvCandidate>,
+    /// The trial chosen: the best mean.
+    pub chosen_trial: u32,
+}
+
+/// One candidate's cross-validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvCandidate {
+    /// Its search trial.
+    pub trial: u32,
+    /// Its validation metric in the search.
+    pub search_valid: f64,
+    /// The held-out metric of each fold.
+    pub fold_metrics: Vec<f64>,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample standard deviation.
+    pub std: f64,
+}
 
 /// One network of an ensemble.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

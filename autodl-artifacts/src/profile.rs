@@ -146,6 +146,17 @@ pub struct DataProfile {
     /// once the data is split.
     #[serde(default)]
     pub test_rows_also_in_train: Option<usize>,
+    /// How the problem was formulated when the user left it open: the target chosen and
+    /// why, a labels file joined to its table. Empty when everything was given.
+    #[serde(default)]
+    pub formulation: Vec<String>,
+    /// Set when the profile was computed by streaming over the file: the rows of the uniform
+    /// sample that the sample-based fields describe (column kinds, top categories, duplicate
+    /// rows, the leak check; outliers are the sample's count scaled to the file). Row counts,
+    /// missing counts, numeric summaries, class counts and distinct counts (exact up to 131,072
+    /// per column, then estimated within about 1%) cover every row.
+    #[serde(default)]
+    pub sampled_rows: Option<usize>,
 }
 
 crate::versioned!(DataProfile);
@@ -191,6 +202,8 @@ mod tests {
             class_counts: vec![("a".into(), 2), ("b".into(), 1)],
             duplicate_rows: 0,
             test_rows_also_in_train: Some(0),
+            formulation: vec!["the last column".into()],
+            sampled_rows: Some(2),
         };
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<DataProfile>(&json).unwrap(), p);

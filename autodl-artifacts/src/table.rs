@@ -491,6 +491,16 @@ pub struct SplitData {
     pub y: Vec<f32>,
 }
 
+/// One cross-validation fold: its training rows and the rows it holds out, transformed with
+/// the transform refitted on the training rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fold {
+    /// The fold's training rows.
+    pub train: SplitData,
+    /// The rows it holds out (validation).
+    pub valid: SplitData,
+}
+
 /// The three splits and what is needed to interpret them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedData {

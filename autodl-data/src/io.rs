@@ -29,10 +29,7 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     if !path.is_file() {
         return Err(DataError::NotFound { path: shown });
     }
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
+    let extension = extension_of(path);
     let read_err = |e: polars::error::PolarsError| DataError::Read {
         path: shown.clone(),
         message: first_line(&e.to_string()),
@@ -50,24 +47,7 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
                 message: e.to_string(),
             })?;
             let sniffed = sniff_csv(&bytes, &shown)?;
-            let nulls = NullValues::AllColumns(
-                NULL_SPELLINGS
-                    .iter()
-                    .map(|s| PlSmallStr::from(*s))
-                    .collect(),
-            );
-            CsvReadOptions::default()
-                .with_has_header(sniffed.header)
-                .with_infer_schema_length(Some(10_000))
-                .with_parse_options(
-                    CsvParseOptions::default()
-                        .with_separator(sniffed.delimiter)
-                        .with_null_values(Some(nulls))
-                        .with_missing_is_null(true),
-                )
-                .into_reader_with_file_handle(std::io::Cursor::new(bytes))
-                .finish()
-                .map_err(read_err)?
+            csv_frame(bytes, &sniffed).map_err(read_err)?
         }
         "parquet" | "pq" => ParquetReader::new(open()?).finish().map_err(read_err)?,
         "arrow" | "ipc" | "feather" => IpcReader::new(open()?).finish().map_err(read_err)?,
@@ -95,7 +75,35 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     if df.height() == 0 || df.width() == 0 {
         return Err(DataError::Empty { path: shown });
     }
-    // Columns convert independently: on all available cores.
+    frame_to_table(&df).map_err(read_err)
+}
+
+/// Parses CSV bytes of the layout `shape` (the header line, if any, first).
+pub(crate) fn csv_frame(
+    bytes: Vec<u8>,
+    shape: &CsvShape,
+) -> polars::error::PolarsResult<DataFrame> {
+    let nulls = NullValues::AllColumns(
+        NULL_SPELLINGS
+            .iter()
+            .map(|s| PlSmallStr::from(*s))
+            .collect(),
+    );
+    CsvReadOptions::default()
+        .with_has_header(shape.header)
+        .with_infer_schema_length(Some(10_000))
+        .with_parse_options(
+            CsvParseOptions::default()
+                .with_separator(shape.delimiter)
+                .with_null_values(Some(nulls))
+                .with_missing_is_null(true),
+        )
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish()
+}
+
+/// Converts a polars frame into plain columns, the columns on all available cores.
+pub(crate) fn frame_to_table(df: &DataFrame) -> polars::error::PolarsResult<RawTable> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(df.width())
@@ -104,7 +112,6 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
-                    let df = &df;
                     scope.spawn(move || {
                         df.columns()
                             .iter()
@@ -124,8 +131,8 @@ pub fn read_table(path: &Path) -> Result<RawTable> {
     converted.sort_by_key(|(i, _)| *i);
     let columns = converted
         .into_iter()
-        .map(|(_, c)| c.map_err(read_err))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|(_, c)| c)
+        .collect::<polars::error::PolarsResult<Vec<_>>>()?;
     Ok(RawTable { columns })
 }
 
@@ -153,16 +160,7 @@ const RAGGED_SHOWN: usize = 5;
 /// - An empty file, or one with only a header, is [`DataError::Empty`]; rows whose field
 ///   count differs from the first row's are [`DataError::Ragged`] with their line numbers.
 pub fn sniff_csv(bytes: &[u8], shown: &str) -> Result<CsvShape> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        let at = e.valid_up_to();
-        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
-        return Err(DataError::Read {
-            path: shown.to_string(),
-            message: format!(
-                "line {line} (byte {at}) is not valid UTF-8; save the file as UTF-8 and try again"
-            ),
-        });
-    }
+    check_utf8(bytes, (1, 0), shown)?;
     let records = split_records(bytes, None);
     let nonblank: Vec<&(usize, Vec<&[u8]>)> = records
         .iter()
@@ -201,19 +199,7 @@ pub fn sniff_csv(bytes: &[u8], shown: &str) -> Result<CsvShape> {
         .filter(|(_, f)| !(f.len() == 1 && f[0].iter().all(u8::is_ascii_whitespace)))
         .collect();
     let fields = records[0].1.len();
-    let ragged: Vec<String> = records
-        .iter()
-        .filter(|(_, f)| f.len() != fields)
-        .map(|(line, f)| format!("line {line} has {} fields", f.len()))
-        .collect();
-    if !ragged.is_empty() {
-        return Err(DataError::Ragged {
-            path: shown.to_string(),
-            expected: fields,
-            rows: ragged.len(),
-            examples: ragged.into_iter().take(RAGGED_SHOWN).collect(),
-        });
-    }
+    check_fields(&records, fields, 0, shown)?;
     let is_number = |f: &[u8]| {
         let s = String::from_utf8_lossy(f);
         let s = s.trim().trim_matches('"');
@@ -230,6 +216,79 @@ pub fn sniff_csv(bytes: &[u8], shown: &str) -> Result<CsvShape> {
         header,
         fields,
     })
+}
+
+/// Fails with the line (counted from `first.0`) and byte offset (from `first.1`) of the first
+/// bytes that are not UTF-8.
+pub(crate) fn check_utf8(bytes: &[u8], first: (usize, u64), shown: &str) -> Result<()> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let at = e.valid_up_to();
+        let line = first.0 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        return Err(DataError::Read {
+            path: shown.to_string(),
+            message: format!(
+                "line {line} (byte {}) is not valid UTF-8; save the file as UTF-8 and try again",
+                first.1 + at as u64
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Fails with [`DataError::Ragged`] when records do not have `fields` fields; their line
+/// numbers are shifted by `lines_before`.
+fn check_fields(
+    records: &[&(usize, Vec<&[u8]>)],
+    fields: usize,
+    lines_before: usize,
+    shown: &str,
+) -> Result<()> {
+    let ragged: Vec<String> = records
+        .iter()
+        .filter(|(_, f)| f.len() != fields)
+        .map(|(line, f)| format!("line {} has {} fields", line + lines_before, f.len()))
+        .collect();
+    if ragged.is_empty() {
+        return Ok(());
+    }
+    Err(DataError::Ragged {
+        path: shown.to_string(),
+        expected: fields,
+        rows: ragged.len(),
+        examples: ragged.into_iter().take(RAGGED_SHOWN).collect(),
+    })
+}
+
+/// Checks a later piece of a CSV file (whole records, starting after `lines_before` lines and
+/// `bytes_before` bytes) against the layout the first piece gave: UTF-8, and the field count.
+pub(crate) fn check_csv_piece(
+    bytes: &[u8],
+    shape: &CsvShape,
+    (lines_before, bytes_before): (usize, u64),
+    shown: &str,
+) -> Result<()> {
+    check_utf8(bytes, (lines_before + 1, bytes_before), shown)?;
+    let records = split_records(bytes, Some(shape.delimiter));
+    let records: Vec<&(usize, Vec<&[u8]>)> = records
+        .iter()
+        .filter(|(_, f)| !(f.len() == 1 && f[0].iter().all(u8::is_ascii_whitespace)))
+        .collect();
+    check_fields(&records, shape.fields, lines_before, shown)
+}
+
+/// The end of the last whole record in `bytes` (just past its line break, outside quotes),
+/// given that `bytes` starts at a record's start; `None` if no record ends in it.
+pub(crate) fn last_record_end(bytes: &[u8]) -> Option<usize> {
+    let mut quoted = false;
+    let mut end = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == b'\n' && !quoted {
+            end = Some(i + 1);
+        }
+    }
+    end
 }
 
 /// Splits CSV bytes into records of fields, honouring double quotes (a quoted field may hold
@@ -326,10 +385,7 @@ fn to_polars_column(column: &RawColumn) -> Column {
 
 /// Writes `df` as Arrow IPC (`.arrow`, `.ipc`, `.feather`) or else Parquet, atomically.
 fn write_frame(mut df: DataFrame, path: &Path) -> Result<()> {
-    let ipc = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .is_some_and(|e| matches!(e.as_str(), "arrow" | "ipc" | "feather"));
+    let ipc = matches!(extension_of(path).as_str(), "arrow" | "ipc" | "feather");
     let err = |message: String| DataError::Write {
         path: path.display().to_string(),
         message,
@@ -379,4 +435,45 @@ pub fn write_matrix(
         message: e.to_string(),
     })?;
     write_frame(df, path)
+}
+
+/// Whether `path` has the extension of a table [`read_table`] reads.
+pub(crate) fn is_table_file(path: &Path) -> bool {
+    let extension = extension_of(path);
+    TABLE_EXTENSIONS.contains(&extension.as_str())
+}
+
+/// Every extension [`read_table`] reads.
+const TABLE_EXTENSIONS: [&str; 10] = [
+    "csv", "tsv", "txt", "parquet", "pq", "arrow", "ipc", "feather", "jsonl", "ndjson",
+];
+
+/// Whether the table at `path` has a column `name`, reading as little as it can: the first
+/// line of a text file; the whole file otherwise.
+pub(crate) fn has_column(path: &Path, name: &str) -> bool {
+    let extension = extension_of(path);
+    if matches!(
+        extension.as_str(),
+        "csv" | "tsv" | "txt" | "jsonl" | "ndjson"
+    ) {
+        use std::io::BufRead;
+        let Ok(file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let mut line = String::new();
+        if std::io::BufReader::new(file).read_line(&mut line).is_err() {
+            return false;
+        }
+        return line
+            .split([',', ';', '\t', '|', '"', ':', '{', '}'])
+            .any(|field| field.trim() == name);
+    }
+    read_table(path).is_ok_and(|t| t.column(name).is_some())
+}
+
+/// A path's extension, lower-cased ("" if none).
+pub(crate) fn extension_of(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
 }

@@ -18,13 +18,20 @@
 //! println!("{} features, task {}", prepared.data.feature_names.len(), prepared.profile.task);
 //! ```
 
+mod formulate;
 mod io;
 mod prepare;
+mod stream;
 
+pub use formulate::{
+    JoinReport, TargetChoice, find_labelled_table, find_labels_for, infer_target, join_labels,
+    labels_only,
+};
 pub use io::{CsvShape, read_table, sniff_csv, write_matrix, write_table};
 pub use prepare::{
     IMBALANCE_RATIO, PrepareConfig, Prepared, prepare, prepare_with_test, profile_table,
 };
+pub use stream::{EXACT_DISTINCT, StreamOptions, StreamProgress, profile_streaming};
 
 /// Errors of the data stage. Each says what was wrong and, where it can, what to do.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use autodl_artifacts::arch::InputShape;
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::profile::{ColumnKind, ColumnProfile, DataProfile, NumericSummary};
 use autodl_artifacts::table::{
-    ColumnValues, FastHash, MISSING_CODE, PreparedData, RawColumn, RawTable, SplitData, Task,
+    ColumnValues, FastHash, Fold, MISSING_CODE, PreparedData, RawColumn, RawTable, SplitData, Task,
 };
 use autodl_artifacts::transform::{
     CleaningDecision, FeatureStep, FeatureTransform, TargetEncoding, has_time_of_day, parse_bool,
@@ -59,6 +59,22 @@ pub struct PrepareConfig {
     /// with the row order (a table logged as time went by).
     #[serde(default = "default_detect_time_order")]
     pub detect_time_order: bool,
+    /// Small data: when fewer rows than this are left for training and validation (and the
+    /// rows are shuffled, not split by time or group), `folds` stratified cross-validation folds
+    /// of them are prepared as well. 0 turns k-fold off.
+    #[serde(default = "default_kfold_rows")]
+    pub kfold_rows: usize,
+    /// Folds for small data (at least 2).
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+}
+
+fn default_kfold_rows() -> usize {
+    1000
+}
+
+fn default_folds() -> usize {
+    5
 }
 
 fn default_detect_time_order() -> bool {
@@ -81,7 +97,8 @@ impl PrepareConfig {
     /// Defaults: 15% validation, 15% test, one-hot up to 20 categories (frequency encoding
     /// above), categories under 1% of the training rows merged, free text hashed into 32
     /// buckets, a feature that alone predicts the target to 0.99 dropped as a leak, integer
-    /// targets with at most 20 distinct values are classes.
+    /// targets with at most 20 distinct values are classes, 5 cross-validation folds when
+    /// fewer than 1,000 rows train and validate.
     pub fn new(target: impl Into<String>) -> Self {
         PrepareConfig {
             target: target.into(),
@@ -96,6 +113,8 @@ impl PrepareConfig {
             group_column: None,
             time_column: None,
             detect_time_order: true,
+            kfold_rows: default_kfold_rows(),
+            folds: default_folds(),
         }
     }
 
@@ -105,6 +124,12 @@ impl PrepareConfig {
             return Err(DataError::Config(format!(
                 "valid_fraction {} and test_fraction {} must each be in (0, 0.5)",
                 self.valid_fraction, self.test_fraction
+            )));
+        }
+        if self.kfold_rows > 0 && self.folds < 2 {
+            return Err(DataError::Config(format!(
+                "folds must be at least 2 (got {}); set kfold_rows to 0 to turn k-fold off",
+                self.folds
             )));
         }
         if self.max_categories < 2 {
@@ -129,6 +154,10 @@ pub struct Prepared {
     pub raw_train: RawTable,
     /// Raw rows of the test split, target included.
     pub raw_test: RawTable,
+    /// Cross-validation folds of the training and validation rows, for small data (empty
+    /// otherwise; see [`PrepareConfig::kfold_rows`]). Each fold's transform keeps the main
+    /// transform's features but refits every statistic on the fold's training rows.
+    pub folds: Vec<Fold>,
 }
 
 /// Classes this unbalanced (largest : smallest) get class weights offered to the search.
@@ -207,7 +236,9 @@ fn prepare_split(
         Some(_) => (cfg.valid_fraction / (1.0 - cfg.test_fraction), 0.0),
         None => (cfg.valid_fraction, cfg.test_fraction),
     };
-    let (train_idx, valid_idx, test_idx) = match split_plan(cfg, &profile, table)? {
+    let plan = split_plan(cfg, &profile, table)?;
+    let shuffled = matches!(plan, SplitPlan::Shuffled);
+    let (train_idx, valid_idx, test_idx) = match plan {
         SplitPlan::Time { column, times, why } => {
             decisions.push(CleaningDecision {
                 column: column.clone(),
@@ -334,12 +365,76 @@ fn prepare_split(
         decisions,
     };
 
-    let encode = |raw: &RawTable| -> Result<SplitData> {
+    let pool: Vec<usize> = {
+        let mut pool = [train_idx.as_slice(), valid_idx.as_slice()].concat();
+        pool.sort_unstable();
+        pool
+    };
+    let use_folds = shuffled && cfg.kfold_rows > 0 && pool.len() < cfg.kfold_rows;
+    let mut transform = transform;
+    if use_folds {
+        transform.decisions.push(CleaningDecision {
+            column: "(rows)".into(),
+            action: "k_fold".into(),
+            reason: format!(
+                "small data: {} rows train and validate (fewer than {}), so they are also cut into {} {}cross-validation folds, each with the transform refitted on its training rows",
+                pool.len(),
+                cfg.kfold_rows,
+                cfg.folds,
+                if strata.is_some() { "stratified " } else { "" }
+            ),
+        });
+    }
+    let transform = transform;
+    let encode_with = |transform: &FeatureTransform, raw: &RawTable| -> Result<SplitData> {
         Ok(SplitData {
             x: transform.transform(raw)?,
             y: transform.encode_target(raw.column(&cfg.target).unwrap())?,
         })
     };
+    let encode = |raw: &RawTable| encode_with(&transform, raw);
+    let mut folds = Vec::new();
+    if use_folds {
+        let stratum: HashMap<usize, u32> = match &strata {
+            Some(s) => labelled.iter().copied().zip(s.iter().copied()).collect(),
+            None => HashMap::new(),
+        };
+        let pool_strata: Option<Vec<u32>> = strata
+            .as_ref()
+            .map(|_| pool.iter().map(|r| stratum[r]).collect());
+        let assignment = fold_assignment(
+            &pool,
+            pool_strata.as_deref(),
+            cfg.folds,
+            ctx.derive_seed("folds"),
+        );
+        for k in 0..cfg.folds {
+            let rows_where = |held_out: bool| -> Vec<usize> {
+                pool.iter()
+                    .zip(&assignment)
+                    .filter(|&(_, &f)| (f == k) == held_out)
+                    .map(|(&r, _)| r)
+                    .collect()
+            };
+            let (fold_train, fold_valid) = (
+                table.take(&rows_where(false)),
+                table.take(&rows_where(true)),
+            );
+            let steps = match &layout {
+                Some((_, columns)) => fit_spatial_steps(columns, &fold_train, &mut Vec::new())?,
+                None => refit_within(&transform.steps, &fold_train),
+            };
+            let fold_transform = FeatureTransform {
+                steps,
+                fitted_rows: fold_train.n_rows(),
+                ..transform.clone()
+            };
+            folds.push(Fold {
+                train: encode_with(&fold_transform, &fold_train)?,
+                valid: encode_with(&fold_transform, &fold_valid)?,
+            });
+        }
+    }
     let data = PreparedData {
         task: profile.task,
         n_classes: match &transform.target_encoding {
@@ -358,6 +453,7 @@ fn prepare_split(
         data,
         raw_train,
         raw_test,
+        folds,
     })
 }
 
@@ -434,6 +530,8 @@ pub fn profile_table(
         class_counts,
         duplicate_rows: duplicates,
         test_rows_also_in_train: None,
+        formulation: Vec::new(),
+        sampled_rows: None,
     })
 }
 
@@ -718,9 +816,9 @@ const TEXT_DISTINCT_SHARE: f64 = 0.5;
 /// ... and its values average at least this many words.
 const TEXT_MIN_WORDS: f64 = 3.0;
 /// Fewer rows than this never make a column ID-like.
-const ID_MIN_ROWS: usize = 20;
+pub(crate) const ID_MIN_ROWS: usize = 20;
 
-fn profile_column(column: &RawColumn) -> ColumnProfile {
+pub(crate) fn profile_column(column: &RawColumn) -> ColumnProfile {
     let n = column.values.len();
     let missing = column.values.missing();
     let present = n - missing;
@@ -926,7 +1024,7 @@ fn class_indices(target: &RawColumn, classes: &[(String, usize)]) -> Vec<Option<
 }
 
 /// Sorts labels numerically when they are all numbers, else lexically.
-fn sorted_labels(mut labels: Vec<(String, usize)>) -> Vec<(String, usize)> {
+pub(crate) fn sorted_labels(mut labels: Vec<(String, usize)>) -> Vec<(String, usize)> {
     if labels.iter().all(|(l, _)| l.parse::<f64>().is_ok()) {
         labels.sort_by(|a, b| {
             a.0.parse::<f64>()
@@ -1604,6 +1702,108 @@ fn fit_steps(
         });
     }
     Ok(steps)
+}
+
+/// Each of `rows` assigned to one of `k` folds: shuffled with `seed`, then dealt out in turn
+/// within each stratum (when given), so every fold gets its share of every class.
+fn fold_assignment(rows: &[usize], strata: Option<&[u32]>, k: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for i in 0..rows.len() {
+        groups
+            .entry(strata.map_or(0, |s| s[i]))
+            .or_default()
+            .push(i);
+    }
+    let mut fold = vec![0; rows.len()];
+    // Each stratum continues the dealing where the last one stopped, so fold sizes stay even.
+    let mut next = 0;
+    for (_, mut members) in groups {
+        members.shuffle(&mut rng);
+        for i in members {
+            fold[i] = next % k;
+            next += 1;
+        }
+    }
+    fold
+}
+
+/// The steps of a fitted transform with every statistic refitted on `train` and the features
+/// unchanged (the same columns, categories and indicator features): medians, clip bounds,
+/// means and scales, the most frequent category, category frequencies. A statistic `train`
+/// has no values for keeps its earlier value.
+fn refit_within(steps: &[FeatureStep], train: &RawTable) -> Vec<FeatureStep> {
+    steps
+        .iter()
+        .map(|step| {
+            let Some(column) = train.column(step.column()) else {
+                return step.clone();
+            };
+            let mut step = step.clone();
+            match &mut step {
+                FeatureStep::Numeric {
+                    impute,
+                    mean,
+                    std,
+                    clip,
+                    ..
+                } => {
+                    if let Some(fit) = as_numbers(column).and_then(|v| NumericFit::of(&v)) {
+                        (*impute, *clip) = (fit.impute, fit.clip);
+                        (*mean, *std) = (fit.summary.mean, fit.summary.scale());
+                    }
+                }
+                FeatureStep::Date {
+                    impute, mean, std, ..
+                } => {
+                    let parsed: Vec<Option<f64>> = column
+                        .values
+                        .map_text(0..column.values.len(), |t| t.and_then(parse_datetime));
+                    let mut days: Vec<f64> = parsed.iter().flatten().copied().collect();
+                    if !days.is_empty() {
+                        let median_day = median(&mut days);
+                        let s = NumericSummary::of(parsed.iter().map(|d| d.unwrap_or(median_day)))
+                            .expect("non-empty");
+                        (*impute, *mean, *std) = (median_day, s.mean, s.scale());
+                    }
+                }
+                FeatureStep::OneHot {
+                    categories, impute, ..
+                } => {
+                    let counts = level_counts(&column.values);
+                    if let Some((mode, _)) = counts
+                        .iter()
+                        .filter(|(l, _)| categories.iter().any(|c| c == l))
+                        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+                    {
+                        *impute = mode.to_string();
+                    }
+                }
+                FeatureStep::Frequency {
+                    frequencies,
+                    impute,
+                    ..
+                } => {
+                    let mut counts: Vec<(String, usize)> = level_counts(&column.values)
+                        .into_iter()
+                        .map(|(l, c)| (l.into_owned(), c))
+                        .collect();
+                    let total: usize = counts.iter().map(|(_, c)| c).sum();
+                    if total > 0 {
+                        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                        *impute = counts[0].0.clone();
+                        counts.sort_by(|a, b| a.0.cmp(&b.0));
+                        *frequencies = counts
+                            .into_iter()
+                            .map(|(l, c)| (l, c as f64 / total as f64))
+                            .collect();
+                    }
+                }
+                FeatureStep::Text { .. } => {}
+            }
+            step
+        })
+        .collect()
 }
 
 /// What a numeric column's transform step needs from the training split.

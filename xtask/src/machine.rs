@@ -61,3 +61,11 @@ pub fn energy_between(start: &Result<f64, String>) -> Energy {
         },
     }
 }
+
+/// Memory available to new work, in bytes (Linux `MemAvailable`); `None` where unknown.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

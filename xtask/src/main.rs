@@ -84,9 +84,24 @@ enum DataCommand {
     Profile {
         /// CSV/TSV, Parquet, Arrow IPC or JSON-lines file.
         file: PathBuf,
-        /// Target column (default: the last column).
+        /// Target column (default: inferred: a column named target, label, class, y,
+        /// outcome or response; else the last column, else the first, passing over
+        /// identifiers, constants, dates, free text, model outputs such as y_pred, and time
+        /// stamps such as year).
         #[arg(long)]
         target: Option<String>,
+        /// A labels file keyed by an identifier column the data shares: joined to the data,
+        /// its label column is the default target. A labels file given as the data is joined
+        /// to the table beside it that holds its identifiers.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Stream over the file instead of reading it whole, so that files larger than memory
+        /// can be profiled (done anyway for files over a quarter of the available memory).
+        /// Rows, missing values, numeric summaries, distinct counts and class counts cover
+        /// every row; kinds, top categories, outliers, duplicates and the leak check come
+        /// from a uniform sample of 100,000 rows.
+        #[arg(long)]
+        stream: bool,
         /// Where to write the profile (default: runs/profile-<file stem>.json).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -98,9 +113,17 @@ enum DataCommand {
     Prepare {
         /// CSV/TSV, Parquet, Arrow IPC or JSON-lines file.
         file: PathBuf,
-        /// Target column (default: the last column).
+        /// Target column (default: inferred: a column named target, label, class, y,
+        /// outcome or response; else the last column, else the first, passing over
+        /// identifiers, constants, dates, free text, model outputs such as y_pred, and time
+        /// stamps such as year).
         #[arg(long)]
         target: Option<String>,
+        /// A labels file keyed by an identifier column the data shares: joined to the data,
+        /// its label column is the default target. A labels file given as the data is joined
+        /// to the table beside it that holds its identifiers.
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// Seed of the split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -300,9 +323,16 @@ enum Command {
         /// CSV or Parquet file (default: the embedded digits dataset, target `digit`).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Target column (default: `digit` for the embedded data, else the file's last column).
+        /// Target column (default: `digit` for the embedded data; else inferred as by
+        /// `cargo xtask data profile`: a column named target, label, class, y, outcome or
+        /// response, else the last column, else the first, passing over identifiers,
+        /// constants, dates, free text, model outputs and time stamps).
         #[arg(long)]
         target: Option<String>,
+        /// A labels file keyed by an identifier column the data shares: joined to the data,
+        /// its label column is the default target.
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// A separate test file with the same columns: the test metric is measured on it, and
         /// --data is split into training and validation only.
         #[arg(long)]
@@ -401,16 +431,24 @@ fn main() -> ExitCode {
             bench_data::worker(&file, &target).map(|_| ExitCode::SUCCESS)
         }
         Command::Data {
-            what: DataCommand::Profile { file, target, out },
+            what:
+                DataCommand::Profile {
+                    file,
+                    target,
+                    labels,
+                    stream,
+                    out,
+                },
         } => {
             let out = out.unwrap_or_else(|| data::default_out(&file, "profile-", ".json"));
-            data::profile(&file, target, &out).map(|_| ExitCode::SUCCESS)
+            data::profile(&file, target, labels.as_deref(), stream, &out).map(|_| ExitCode::SUCCESS)
         }
         Command::Data {
             what:
                 DataCommand::Prepare {
                     file,
                     target,
+                    labels,
                     seed,
                     group_column,
                     time_column,
@@ -418,8 +456,16 @@ fn main() -> ExitCode {
                 },
         } => {
             let out = out.unwrap_or_else(|| data::default_out(&file, "prepared-", ""));
-            data::prepare(&file, target, seed, (group_column, time_column), &out)
-                .map(|_| ExitCode::SUCCESS)
+            let labels = labels.as_deref();
+            data::prepare(
+                &file,
+                target,
+                labels,
+                seed,
+                (group_column, time_column),
+                &out,
+            )
+            .map(|_| ExitCode::SUCCESS)
         }
         Command::Bench {
             what:
@@ -510,6 +556,7 @@ fn main() -> ExitCode {
         Command::Run {
             data,
             target,
+            labels,
             test,
             task,
             group_column,
@@ -524,6 +571,7 @@ fn main() -> ExitCode {
         } => pipeline::run(pipeline::RunArgs {
             data,
             target,
+            labels,
             test,
             task: task.map(|t| match t {
                 TaskArg::Binary => autodl_artifacts::table::Task::Binary,

@@ -13,7 +13,8 @@ use autodl_artifacts::drift::DriftReference;
 use autodl_artifacts::export::{ExportedModel, OutputKind, ParityCheck};
 use autodl_artifacts::io::{read_json, sha256_file, write_json};
 use autodl_artifacts::model::{
-    BaselineResult, EnsembleMember, EnsembleRecord, EpochRecord, NetworkWeights, TrainedModel,
+    BaselineResult, CrossValidation, CvCandidate, EnsembleMember, EnsembleRecord, EpochRecord,
+    NetworkWeights, TrainedModel,
 };
 use autodl_artifacts::profile::DataProfile;
 use autodl_artifacts::run::{ArtifactEntry, DataSource, RunManifest, paths};
@@ -36,6 +37,8 @@ pub const PARITY_TOLERANCE: f64 = 1e-4;
 pub struct RunArgs {
     pub data: Option<PathBuf>,
     pub target: Option<String>,
+    /// A labels file to join to the data (see `crate::data::load`).
+    pub labels: Option<PathBuf>,
     pub test: Option<PathBuf>,
     pub task: Option<Task>,
     /// Keep each group of this column in one split.
@@ -54,6 +57,101 @@ pub struct RunArgs {
 
 /// Completed trials kept for the ensemble: the best this many by score.
 const ENSEMBLE_CANDIDATES: usize = 5;
+
+/// Candidates cross-validated on small data: the best this many of the search.
+const CV_CANDIDATES: usize = 3;
+
+/// Share of the time budget kept for cross-validation when the data stage made folds.
+const CV_BUDGET_SHARE: f64 = 0.25;
+
+/// Retrains each of the best `candidates` (trials, best first) on every fold and returns
+/// their held-out metrics; the one with the best mean is chosen. Stops at `ctx`'s deadline:
+/// a candidate not trained on every fold by then is left out, and with none left (or only
+/// the first) there is nothing to choose between, so `None`.
+fn cross_validate(
+    candidates: &[(u32, f64)],
+    history: &SearchHistory,
+    folds: &[autodl_artifacts::table::Fold],
+    data: &PreparedData,
+    target_scale: f64,
+    ctx: &RunContext,
+) -> Option<CrossValidation> {
+    let metric = data.task.metric();
+    let mut done = Vec::new();
+    'candidates: for &(trial, search_valid) in candidates {
+        let record = history.trials.iter().find(|r| r.trial == trial)?;
+        let mut fold_metrics = Vec::new();
+        for (k, fold) in folds.iter().enumerate() {
+            let fold_ctx = RunContext {
+                seed: ctx.derive_seed(&format!("cv-{trial}-{k}")),
+                progress: Arc::new(autodl_artifacts::context::Silent),
+                ..ctx.clone()
+            };
+            let fold_data = autodl_train::TrainData {
+                task: data.task,
+                n_outputs: data.n_outputs(),
+                target_scale,
+                train: &fold.train,
+                valid: &fold.valid,
+            };
+            let result = autodl_train::train_with(
+                &record.architecture,
+                &record.hyperparams,
+                &fold_data,
+                &fold_ctx,
+                autodl_train::Fidelity::FULL,
+                None,
+            );
+            match result {
+                Ok(r) if r.finished => match r.outcome {
+                    TrialOutcome::Completed { valid_metric, .. } => {
+                        fold_metrics.push(valid_metric.value)
+                    }
+                    // A diverged fold counts as the worst score.
+                    _ => fold_metrics.push(if metric.higher_is_better() {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    }),
+                },
+                // Out of time (or failed): this candidate and those after it are left out.
+                _ => break 'candidates,
+            }
+        }
+        let n = fold_metrics.len() as f64;
+        let mean = fold_metrics.iter().sum::<f64>() / n;
+        let std = (fold_metrics.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+            / (n - 1.0).max(1.0))
+        .sqrt();
+        done.push(CvCandidate {
+            trial,
+            search_valid,
+            fold_metrics,
+            mean,
+            std,
+        });
+    }
+    if done.len() < 2 {
+        return None;
+    }
+    // Ties keep the search's order.
+    let chosen = done
+        .iter()
+        .fold(&done[0], |a, b| {
+            if metric.score(b.mean) > metric.score(a.mean) {
+                b
+            } else {
+                a
+            }
+        })
+        .trial;
+    Some(CrossValidation {
+        folds: folds.len(),
+        metric,
+        candidates: done,
+        chosen_trial: chosen,
+    })
+}
 
 /// A completed trial's result, kept for the final model and the ensemble.
 struct Kept {
@@ -259,35 +357,25 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         }
     };
     stage(1, "data", &format!("reading {shown_path}"));
-    let table = autodl_data::read_table(&data_path)?;
-    let target = match target {
-        Some(t) => t,
-        None => {
-            let last = table
-                .columns
-                .last()
-                .map(|c| c.name.clone())
-                .unwrap_or_default();
-            eprintln!("  no --target given; using the last column, '{last}'");
-            last
-        }
-    };
-    let sha = sha256_file(&data_path)?;
-    let mut cfg = autodl_data::PrepareConfig::new(&target);
+    let loaded = crate::data::load(&data_path, target, args.labels.as_deref())?;
+    let mut cfg = autodl_data::PrepareConfig::new(&loaded.target);
     cfg.task = args.task;
     cfg.group_column = args.group_column.clone();
     cfg.time_column = args.time_column.clone();
-    let prepared = match &args.test {
+    let sha = loaded.sha.clone();
+    let mut prepared = match &args.test {
         Some(test_path) => {
             eprintln!(
                 "  test split: {} (the data file is split into training and validation)",
                 test_path.display()
             );
             let test_table = autodl_data::read_table(test_path)?;
-            autodl_data::prepare_with_test(&cfg, &table, &test_table, &sha, &ctx)?
+            autodl_data::prepare_with_test(&cfg, &loaded.table, &test_table, &sha, &ctx)?
         }
-        None => autodl_data::prepare(&cfg, &table, &sha, &ctx)?,
+        None => autodl_data::prepare(&cfg, &loaded.table, &sha, &ctx)?,
     };
+    prepared.profile.formulation = loaded.formulation;
+    let target = loaded.target;
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let data = &prepared.data;
     let profile = &prepared.profile;
@@ -380,17 +468,24 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             space.balanced_class_weights = vec![false, true];
         }
     }
+    // On small data a share of the budget is kept for cross-validating the best candidates.
+    let search_started = Instant::now();
+    let search_secs = if prepared.folds.is_empty() {
+        args.budget_secs
+    } else {
+        args.budget_secs * (1.0 - CV_BUDGET_SHARE)
+    };
     let search_cfg = SearchConfig {
         strategy: args.strategy.clone(),
         budget: Budget {
             max_trials: args.max_trials,
-            seconds: Some(args.budget_secs),
+            seconds: Some(search_secs),
         },
         objective: args.objective,
     };
     // Training stops at the end of the budget (plus the epoch under way).
     let search_ctx = RunContext {
-        deadline: Some(Instant::now() + Duration::from_secs_f64(args.budget_secs)),
+        deadline: Some(search_started + Duration::from_secs_f64(search_secs)),
         ..ctx.clone()
     };
     let mut evaluator = TrainEvaluator {
@@ -407,7 +502,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         "  {} trials: {done} completed, {diverged} diverged, {failed} failed",
         history.trials.len()
     );
-    let top = std::mem::take(&mut evaluator.top);
+    let mut top = std::mem::take(&mut evaluator.top);
     if top.is_empty() {
         // Say why: the first failure's reason, else what the budget allowed.
         let first_failure = history.trials.iter().find_map(|t| match &t.outcome {
@@ -423,6 +518,66 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             )
         );
     }
+    let cross_validation = if prepared.folds.is_empty() || top.len() < 2 {
+        None
+    } else {
+        let cv_ctx = RunContext {
+            deadline: Some(search_started + Duration::from_secs_f64(args.budget_secs)),
+            ..ctx.clone()
+        };
+        let metric = data.task.metric();
+        let candidates: Vec<(u32, f64)> = top
+            .iter()
+            .take(CV_CANDIDATES)
+            .map(|k| match &history.trials[k.trial as usize].outcome {
+                TrialOutcome::Completed { valid_metric, .. } => (k.trial, valid_metric.value),
+                _ => (k.trial, f64::NAN),
+            })
+            .collect();
+        eprintln!(
+            "  cross-validating the best {} candidates on {} folds",
+            candidates.len(),
+            prepared.folds.len()
+        );
+        let cv = cross_validate(
+            &candidates,
+            &history,
+            &prepared.folds,
+            data,
+            target_scale,
+            &cv_ctx,
+        );
+        match &cv {
+            None => eprintln!(
+                "  cross-validation did not finish two candidates in the budget; keeping the best on validation"
+            ),
+            Some(cv) => {
+                for c in &cv.candidates {
+                    eprintln!(
+                        "    trial {:3}: validation {} {:.4}, folds {:.4} ± {:.4}{}",
+                        c.trial,
+                        metric.name(),
+                        c.search_valid,
+                        c.mean,
+                        c.std,
+                        if c.trial == cv.chosen_trial {
+                            "  ← chosen"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                // The chosen candidate leads; the ensemble is built around it.
+                let at = top
+                    .iter()
+                    .position(|k| k.trial == cv.chosen_trial)
+                    .expect("a kept trial");
+                let chosen = top.remove(at);
+                top.insert(0, chosen);
+            }
+        }
+        cv
+    };
     let architecture_of = |trial: u32| {
         &history
             .trials
@@ -544,6 +699,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         test_metric: test_metric.clone(),
         baseline: baseline.clone(),
         ensemble,
+        cross_validation,
     };
     put_json(&run_dir, paths::MODEL, "model", &model, &mut artifacts)?;
     eprintln!(

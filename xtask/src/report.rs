@@ -323,6 +323,34 @@ pub fn render(r: &ReportInput<'_>) -> String {
         hp.max_epochs,
         hp.patience
     );
+    if let Some(cv) = &r.model.cross_validation {
+        let _ = writeln!(
+            s,
+            "Small data: the best {} candidates were retrained on each of {} cross-validation \
+             folds (each fold's transform refitted on its own training rows); the best mean \
+             held-out {metric} chose the model.\n\n| trial | search validation | fold mean | fold std | folds |\n|---|---|---|---|---|",
+            cv.candidates.len(),
+            cv.folds
+        );
+        for c in &cv.candidates {
+            let mark = if c.trial == cv.chosen_trial {
+                " ← chosen"
+            } else {
+                ""
+            };
+            let folds: Vec<String> = c.fold_metrics.iter().map(|x| num(*x)).collect();
+            let _ = writeln!(
+                s,
+                "| {}{mark} | {} | {} | {} | {} |",
+                c.trial,
+                num(c.search_valid),
+                num(c.mean),
+                num(c.std),
+                folds.join(" · ")
+            );
+        }
+        let _ = writeln!(s);
+    }
     if let Some(e) = &r.model.ensemble {
         let _ = writeln!(
             s,
@@ -481,6 +509,18 @@ pub fn profile_markdown(profile: &DataProfile, transform: Option<&FeatureTransfo
         profile.task,
         profile.task_reason
     );
+    for note in &profile.formulation {
+        let _ = writeln!(s, "- {note}");
+    }
+    if let Some(n) = profile.sampled_rows {
+        let _ = writeln!(
+            s,
+            "- streamed over every row; top categories, duplicates and the leak check describe a uniform sample of {n} rows, and outliers are estimated from it"
+        );
+    }
+    if !profile.formulation.is_empty() || profile.sampled_rows.is_some() {
+        let _ = writeln!(s);
+    }
     if !profile.class_counts.is_empty() {
         let total: usize = profile.class_counts.iter().map(|(_, n)| n).sum();
         let _ = writeln!(s, "| class | rows | share |\n|---|---|---|");

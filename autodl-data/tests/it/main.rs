@@ -522,3 +522,286 @@ fn missing_target_lists_columns() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_labels_file_and_its_table_find_each_other_in_a_directory() {
+    let dir = Scratch::new("labels-beside");
+    let n = 200;
+    // Features of 200 rows keyed by non-contiguous ids; labels for 150 of them, shuffled,
+    // in a file of their own; an unrelated table with an `id` column of other values.
+    let ids: Vec<f64> = (0..n).map(|i| (1000 + 7 * i) as f64).collect();
+    let features = RawTable {
+        columns: vec![
+            number_column("id", ids.clone()),
+            number_column("x", (0..n).map(|i| (i % 13) as f64).collect()),
+            text_column("c", (0..n).map(|i| ["u", "v"][i % 2].to_string()).collect()),
+        ],
+    };
+    let labelled: Vec<usize> = (0..150).map(|i| (i * 37) % n).collect();
+    let labels_table = RawTable {
+        columns: vec![
+            number_column("id", labelled.iter().map(|&i| ids[i]).collect()),
+            text_column(
+                "y",
+                labelled.iter().map(|&i| format!("k{}", i % 3)).collect(),
+            ),
+        ],
+    };
+    let other = RawTable {
+        columns: vec![
+            number_column("id", (0..n).map(|i| i as f64).collect()),
+            number_column("z", vec![1.0; n]),
+        ],
+    };
+    write_table(&features, &dir.path().join("features.parquet")).unwrap();
+    let labels_path = dir.path().join("features_labels.csv");
+    let mut csv = String::from("id,y\n");
+    for r in 0..labels_table.n_rows() {
+        csv += &format!(
+            "{},{}\n",
+            labels_table.columns[0].values.label(r).unwrap(),
+            labels_table.columns[1].values.label(r).unwrap()
+        );
+    }
+    std::fs::write(&labels_path, csv).unwrap();
+    write_table(&other, &dir.path().join("other.parquet")).unwrap();
+
+    let labels_read = read_table(&labels_path).unwrap();
+    assert_eq!(
+        autodl_data::labels_only(&labels_read),
+        Some(("id".to_string(), "y".to_string()))
+    );
+    let (path, joined, report) =
+        autodl_data::find_labelled_table(&labels_path, &labels_read, "id").unwrap();
+    assert_eq!(path.file_name().unwrap(), "features.parquet");
+    assert_eq!((report.matched, report.label_rows), (150, 150));
+    assert_eq!(joined.names(), vec!["id", "x", "c", "y"]);
+    for r in 0..joined.n_rows() {
+        let id: f64 = joined.columns[0].values.label(r).unwrap().parse().unwrap();
+        let i = ((id - 1000.0) / 7.0) as usize;
+        assert_eq!(
+            joined.columns[3].values.label(r).unwrap(),
+            format!("k{}", i % 3)
+        );
+        assert_eq!(
+            joined.columns[1].values.label(r).unwrap(),
+            ((i % 13) as f64).to_string()
+        );
+    }
+
+    let features_path = dir.path().join("features.parquet");
+    let features_read = read_table(&features_path).unwrap();
+    let (path, label, joined, report) =
+        autodl_data::find_labels_for(&features_path, &features_read).unwrap();
+    assert_eq!(
+        (path.file_name().unwrap(), label.as_str()),
+        ("features_labels.csv".as_ref(), "y")
+    );
+    assert_eq!(report.matched, 150);
+    assert_eq!(joined.n_rows(), 150);
+
+    // Labels for under half of the rows are not taken as this table's labels.
+    let few: String = (0..99)
+        .map(|i| format!("{},k{}\n", ids[i], i % 3))
+        .collect();
+    std::fs::write(&labels_path, format!("id,y\n{few}")).unwrap();
+    assert!(autodl_data::find_labels_for(&features_path, &features_read).is_none());
+    let enough: String = (0..100)
+        .map(|i| format!("{},k{}\n", ids[i], i % 3))
+        .collect();
+    std::fs::write(&labels_path, format!("id,y\n{enough}")).unwrap();
+    assert!(autodl_data::find_labels_for(&features_path, &features_read).is_some());
+}
+
+/// A CSV file of `n` rows with every kind of column, quoted fields holding delimiters, quotes
+/// and line breaks, and missing values.
+fn awkward_csv(n: usize) -> String {
+    let mut csv = String::from("id,amount,city,note,flag,day,y\n");
+    for i in 0..n {
+        let amount = if i % 17 == 0 {
+            String::new()
+        } else {
+            format!(
+                "{:.3}",
+                (i as f64 * 0.37).sin() * 100.0 + if i % 500 == 3 { 1e4 } else { 0.0 }
+            )
+        };
+        let city = ["Oslo", "Lima", "\"Rome, IT\"", "Pune"][i % 4];
+        let note = match i % 5 {
+            0 => "\"line one\nline two\"".to_string(),
+            1 => "\"she said \"\"hi\"\"\"".to_string(),
+            _ => format!("w{}", i % 7),
+        };
+        let flag = ["yes", "no", ""][i % 3];
+        let day = format!("2024-{:02}-{:02}", 1 + i % 12, 1 + i % 28);
+        let y = ["a", "b", "b", "c"][(i * 7 + i / 3) % 4];
+        csv += &format!("{},{amount},{city},{note},{flag},{day},{y}\n", 10 + 3 * i);
+    }
+    csv
+}
+
+#[test]
+fn a_streamed_profile_equals_the_in_memory_one() {
+    let dir = Scratch::new("stream-profile");
+    let path = dir.path().join("awkward.csv");
+    std::fs::write(&path, awkward_csv(3000)).unwrap();
+    let table = read_table(&path).unwrap();
+    let cfg = PrepareConfig::new("y");
+    let whole = autodl_data::profile_table(&cfg, &table, "sha").unwrap();
+    let mut pieces = 0;
+    let opts = autodl_data::StreamOptions {
+        chunk_bytes: 4096,
+        sample_rows: 10_000,
+        ..Default::default()
+    };
+    let streamed =
+        autodl_data::profile_streaming(&path, &cfg, "sha", &opts, |_| pieces += 1).unwrap();
+    assert!(pieces > 20, "{pieces} pieces");
+    assert_eq!(streamed.sampled_rows, None);
+    assert_eq!(streamed.n_rows, 3000);
+    assert_eq!(streamed.class_counts, whole.class_counts);
+    assert_eq!(streamed.duplicate_rows, whole.duplicate_rows);
+    for (s, w) in streamed.columns.iter().zip(&whole.columns) {
+        let (mut s, mut w) = (s.clone(), w.clone());
+        // Summaries are accumulated in another order: equal to rounding.
+        if let (Some(a), Some(b)) = (s.numeric.take(), w.numeric.take()) {
+            for (x, y) in [
+                (a.min, b.min),
+                (a.max, b.max),
+                (a.mean, b.mean),
+                (a.std, b.std),
+            ] {
+                assert!(
+                    (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+                    "{}: {x} vs {y}",
+                    s.name
+                );
+            }
+        }
+        assert_eq!(s, w);
+    }
+    assert!(column(&streamed.columns, "id").id_like);
+    assert_eq!(column(&streamed.columns, "day").kind, ColumnKind::Datetime);
+    assert_eq!(column(&streamed.columns, "note").distinct, 9);
+
+    // With a sample smaller than the file, what is counted stays exact.
+    let small = autodl_data::StreamOptions {
+        chunk_bytes: 8192,
+        sample_rows: 500,
+        seed: 3,
+        ..Default::default()
+    };
+    let sampled = autodl_data::profile_streaming(&path, &cfg, "sha", &small, |_| ()).unwrap();
+    assert_eq!(sampled.sampled_rows, Some(500));
+    assert_eq!(sampled.class_counts, whole.class_counts);
+    for (s, w) in sampled.columns.iter().zip(&whole.columns) {
+        assert_eq!(
+            (s.missing, s.distinct, s.id_like, s.kind),
+            (w.missing, w.distinct, w.id_like, w.kind),
+            "{}",
+            s.name
+        );
+    }
+    let amount = column(&sampled.columns, "amount").numeric.as_ref().unwrap();
+    let exact = column(&whole.columns, "amount").numeric.as_ref().unwrap();
+    assert!((amount.mean - exact.mean).abs() < 1e-9 && (amount.std - exact.std).abs() < 1e-9);
+
+    // Parquet streams by rows; a ragged row deep in a CSV file is reported at its line.
+    let parquet = dir.path().join("awkward.parquet");
+    write_table(&table, &parquet).unwrap();
+    let by_rows = autodl_data::StreamOptions {
+        chunk_rows: 700,
+        ..opts
+    };
+    let p = autodl_data::profile_streaming(&parquet, &cfg, "sha", &by_rows, |_| ()).unwrap();
+    assert_eq!(
+        (p.n_rows, p.class_counts.clone()),
+        (3000, whole.class_counts.clone())
+    );
+    let mut text = awkward_csv(3000);
+    text.push_str("1,2,3\n");
+    std::fs::write(&path, text).unwrap();
+    let err = autodl_data::profile_streaming(&path, &cfg, "sha", &opts, |_| ()).unwrap_err();
+    let lines = awkward_csv(3000).lines().count();
+    assert!(
+        err.to_string()
+            .contains(&format!("line {} has 3 fields", lines + 1)),
+        "{err}"
+    );
+}
+
+#[test]
+fn distinct_counts_past_the_exact_limit_are_estimated_closely() {
+    let dir = Scratch::new("stream-distinct");
+    let path = dir.path().join("many.csv");
+    let n = autodl_data::EXACT_DISTINCT * 2;
+    let mut csv = String::from("key,y\n");
+    for i in 0..n {
+        csv += &format!("k{},{}\n", (i * 7919) % n, i % 2);
+    }
+    std::fs::write(&path, csv).unwrap();
+    let opts = autodl_data::StreamOptions {
+        chunk_bytes: 1 << 20,
+        sample_rows: 1000,
+        ..Default::default()
+    };
+    let p = autodl_data::profile_streaming(&path, &PrepareConfig::new("y"), "sha", &opts, |_| ())
+        .unwrap();
+    let key = column(&p.columns, "key");
+    let error = (key.distinct as f64 - n as f64).abs() / n as f64;
+    assert!(error < 0.03, "estimated {} of {n}", key.distinct);
+    assert!(key.id_like);
+}
+
+#[test]
+fn small_data_gets_stratified_folds_each_fitted_on_its_own_rows() {
+    let table = read_table(&dataset("penguins.csv")).unwrap();
+    let p = prepare_default(&table, "species", 7);
+    let pool = p.data.train.y.len() + p.data.valid.y.len();
+    assert_eq!(p.folds.len(), 5);
+    assert!(p.transform.decisions.iter().any(|d| d.action == "k_fold"));
+    let held_out: usize = p.folds.iter().map(|f| f.valid.y.len()).sum();
+    assert_eq!(held_out, pool);
+    let width = p.data.feature_names.len();
+    for fold in &p.folds {
+        assert_eq!(fold.train.y.len() + fold.valid.y.len(), pool);
+        assert_eq!((fold.train.x.n_cols, fold.valid.x.n_cols), (width, width));
+        // Stratified: each class's share held out is within one row of a fifth.
+        for class in 0..3u32 {
+            let all = p
+                .folds
+                .iter()
+                .map(|f| f.valid.y.iter().filter(|&&y| y == class as f32).count())
+                .sum::<usize>();
+            let here = fold.valid.y.iter().filter(|&&y| y == class as f32).count();
+            assert!(
+                (here as f64 - all as f64 / 5.0).abs() <= 1.0,
+                "class {class}: {here} of {all}"
+            );
+        }
+        // Refitted on the fold's training rows: a standardised, unclipped numeric feature has
+        // mean 0 there (imputed values included).
+        let j = p
+            .data
+            .feature_names
+            .iter()
+            .position(|n| n == "bill_length_mm")
+            .unwrap();
+        let mean = (0..fold.train.x.n_rows)
+            .map(|i| f64::from(fold.train.x.row(i)[j]))
+            .sum::<f64>()
+            / fold.train.x.n_rows as f64;
+        assert!(mean.abs() < 1e-5, "fold mean {mean}");
+    }
+    // Larger tables, and tables split by time, get none.
+    let digits = read_table(&dataset("digits.csv")).unwrap();
+    assert!(prepare_default(&digits, "digit", 7).folds.is_empty());
+    let mut off = PrepareConfig::new("species");
+    off.kfold_rows = 0;
+    assert!(
+        prepare(&off, &table, "sha", &RunContext::new(7, "."))
+            .unwrap()
+            .folds
+            .is_empty()
+    );
+}

@@ -480,10 +480,38 @@ fn penguins_with_missing_values_and_categories() {
             .into_owned()
             .into_boxed_str(),
     );
-    let run = run_once(
-        &CELL,
-        "penguins",
-        &["--data", data, "--target", "species", "--max-trials", "3"],
+    let run = run_once(&CELL, "penguins", &["--data", data, "--max-trials", "3"]);
+    // No --target: the first column is chosen, the last ('year') passed over as a time stamp.
+    let profile: autodl_artifacts::profile::DataProfile =
+        read_json(&run.join(paths::PROFILE)).unwrap();
+    assert_eq!(profile.target, "species");
+    assert!(
+        profile.formulation[0].contains("passed over 'year' (named like a time stamp)"),
+        "{:?}",
+        profile.formulation
+    );
+    // Small data: the three trials are cross-validated on five folds; the best mean is the model.
+    let model: autodl_artifacts::model::TrainedModel = read_json(&run.join(paths::MODEL)).unwrap();
+    let cv = model.cross_validation.as_ref().expect("cross-validated");
+    assert_eq!((cv.folds, cv.candidates.len()), (5, 3));
+    assert_eq!(cv.chosen_trial, model.trial);
+    let best = cv
+        .candidates
+        .iter()
+        .map(|c| c.mean)
+        .fold(f64::NEG_INFINITY, f64::max);
+    for c in &cv.candidates {
+        assert_eq!(c.fold_metrics.len(), 5);
+        let mean = c.fold_metrics.iter().sum::<f64>() / 5.0;
+        assert!((mean - c.mean).abs() < 1e-12);
+        if c.trial == cv.chosen_trial {
+            assert_eq!(c.mean, best);
+        }
+    }
+    let report = std::fs::read_to_string(run.join(paths::REPORT)).unwrap();
+    assert!(
+        report.contains("cross-validation"),
+        "report lacks the cross-validation"
     );
     let manifest: RunManifest = read_json(&run.join(paths::MANIFEST)).unwrap();
     assert!(
