@@ -1,5 +1,9 @@
 //! Export parity: for random valid architectures from the search space and random weights,
-//! burn (autodl-train's `predict`) and tract (the exported ONNX) agree to within 1e-4.
+//! burn (autodl-train's `predict`), tract and onnxruntime (on the exported ONNX) agree to
+//! within 1e-4, and onnx.checker accepts every export.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use autodl_artifacts::arch::{ArchitectureSpec, InputShape, Op};
 use autodl_artifacts::export::OutputKind;
@@ -52,8 +56,39 @@ fn random_weights(spec: &ArchitectureSpec, rng: &mut ChaCha8Rng) -> NetworkWeigh
     w
 }
 
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The oracle venv's python (onnx, onnxruntime), made by the project's script if needed.
+fn oracle_python() -> PathBuf {
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/oracle-venv.sh"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        o.status.success(),
+        "oracle venv setup failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+fn write_csv(path: &Path, m: &Matrix) {
+    let mut s = String::new();
+    for i in 0..m.n_rows {
+        let row: Vec<String> = m.row(i).iter().map(|v| format!("{v:e}")).collect();
+        s += &row.join(",");
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}
+
 #[test]
-fn burn_and_tract_agree_on_random_architectures() {
+fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
+    let cases = std::env::temp_dir().join(format!("autodl-parity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cases);
+    std::fs::create_dir_all(&cases).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let mut ops_seen = std::collections::BTreeSet::new();
     for case in 0..60 {
@@ -133,7 +168,32 @@ fn burn_and_tract_agree_on_random_architectures() {
             "case {case}: max |Δ| {diff} for {}",
             spec.describe()
         );
+        let name = format!("case-{case:02}");
+        std::fs::write(cases.join(format!("{name}.onnx")), &bytes).unwrap();
+        write_csv(&cases.join(format!("{name}.x.csv")), &x);
+        write_csv(&cases.join(format!("{name}.burn.csv")), &burn);
+        write_csv(&cases.join(format!("{name}.tract.csv")), &tract);
     }
+    // onnx.checker and onnxruntime on every case, against burn's and tract's outputs.
+    let o = Command::new(oracle_python())
+        .arg(repo().join("scripts/onnx_oracle.py"))
+        .arg("--cases")
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "the ONNX oracle rejected cases:\n{report}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("onnx oracle: {}", report.lines().last().unwrap());
+    let summary: serde_json::Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (summary["cases"].as_u64(), summary["failed"].as_u64()),
+        (Some(60), Some(0))
+    );
+    let _ = std::fs::remove_dir_all(&cases);
     // The random cases covered every op of the search space.
     for op in [
         "dense",
