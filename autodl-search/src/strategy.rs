@@ -18,7 +18,9 @@ use crate::{Candidate, Evaluator, Result, SearchError};
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Strategy {
-    /// Independent uniform samples from the space.
+    /// Independent uniform samples from the space, and nothing else: unlike the other
+    /// strategies it does not start from the space's conventional defaults
+    /// ([`SearchSpace::defaults`]). It is the baseline the others are measured against.
     Random,
     /// Regularized (aging) evolution: a population of `population`; each step samples
     /// `tournament` members, mutates the best, adds the child and removes the oldest member.
@@ -327,7 +329,7 @@ pub fn search(
             break why;
         }
         let (genome, proposed_by, parent, mutation) = match cfg.strategy {
-            _ if (n as usize) < defaults.len() => {
+            _ if (n as usize) < defaults.len() && cfg.strategy != Strategy::Random => {
                 (defaults[n as usize].clone(), "default", None, None)
             }
             Strategy::RegularizedEvolution {
