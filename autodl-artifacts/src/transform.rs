@@ -304,6 +304,13 @@ impl FeatureTransform {
             .map_or(1, |n| n.get())
             .min(n_rows.div_ceil(ROWS_PER_THREAD))
             .max(1);
+        if threads == 1 {
+            // A few rows (a served request): no thread to start.
+            data.chunks_mut(ROWS_PER_BLOCK * n_cols)
+                .enumerate()
+                .try_for_each(|(b, rows)| self.fill(&columns, b * ROWS_PER_BLOCK, rows, n_cols))?;
+            return Ok(Matrix::new(n_rows, n_cols, data));
+        }
         let per_thread = n_rows.div_ceil(threads);
         std::thread::scope(|scope| {
             let blocks: Vec<_> = data

@@ -25,12 +25,16 @@
 //! ```
 
 mod onnx;
+mod predictor;
 mod runner;
+pub mod serve;
 
 pub use onnx::{
     ExportOptions, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, to_onnx, to_onnx_ensemble,
 };
+pub use predictor::{Cell, InputColumn, InvalidInput, Prediction, Predictor, Probabilities};
 pub use runner::{OnnxRunner, max_abs_diff};
+pub use serve::{ServeConfig, Server};
 
 /// Errors of the deploy stage.
 #[derive(Debug, thiserror::Error)]

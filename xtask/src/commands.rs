@@ -1,4 +1,4 @@
-//! `cargo xtask predict` and `cargo xtask monitor`.
+//! `cargo xtask predict`, `cargo xtask serve` and `cargo xtask monitor`.
 
 use std::io::Write;
 use std::path::Path;
@@ -90,6 +90,41 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
             m.name, x.n_rows, m.value, manifest.test_metric.name, manifest.test_metric.value
         );
     }
+    Ok(())
+}
+
+/// Serves the run's model until Ctrl-C or SIGTERM (see `autodl_deploy::serve`).
+pub fn serve(
+    run: &Path,
+    token_file: Option<&Path>,
+    mut cfg: autodl_deploy::ServeConfig,
+) -> Result<()> {
+    open_run(run)?;
+    cfg.token = match token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token from {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("AUTODL_SERVE_TOKEN").ok(),
+    }
+    .filter(|t| !t.is_empty());
+    let predictor = autodl_deploy::Predictor::open(run)?;
+    let inputs: Vec<&str> = predictor.inputs().iter().map(|c| c.name.as_str()).collect();
+    let inputs = inputs.join(", ");
+    let auth = cfg.token.is_some();
+    let server = autodl_deploy::Server::start(predictor, cfg)?;
+    // The address line is what scripts read (port 0 picks a free port).
+    eprintln!("listening on http://{}", server.addr());
+    eprintln!(
+        "  POST /predict (JSON or CSV rows with: {inputs}), GET /health, /metadata, /metrics{}; Ctrl-C stops",
+        if auth { "; bearer token required" } else { "" }
+    );
+    autodl_deploy::serve::wait_for_signal()?;
+    eprintln!("stopping: finishing requests in flight");
+    server.stop()?;
+    eprintln!("stopped");
     Ok(())
 }
 

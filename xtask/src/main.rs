@@ -386,6 +386,35 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Serve a run's model over HTTP until Ctrl-C or SIGTERM (then finish what is in flight).
+    ///
+    /// POST /predict takes rows keyed by column name as JSON (`[{"col": value, ...}]`,
+    /// `{"rows": [...]}` or one object) or CSV with a header (Content-Type: text/csv) and
+    /// answers predictions with class probabilities (or values). GET /health, GET /metadata
+    /// (inputs, output, task, the input policy) and GET /metrics (Prometheus). Malformed bodies
+    /// get 400, missing columns and wrong types 422 (with row and column), oversized bodies
+    /// 413; extra columns are ignored, nulls imputed. Requests queued together run as one batch.
+    Serve {
+        /// Run directory written by `cargo xtask run`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Address to bind (loopback by default; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// File holding a bearer token every endpoint but /health then requires (the
+        /// AUTODL_SERVE_TOKEN environment variable works too; a file keeps it out of `ps`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = 8 << 20)]
+        max_body_bytes: usize,
+        /// Threads running the network.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Most rows run through the network at once.
+        #[arg(long, default_value_t = 1024)]
+        max_batch_rows: usize,
+    },
     /// Check new data for drift against a run's training data.
     ///
     /// Feature by feature: Kolmogorov–Smirnov (numeric) or chi-square (categorical) with
@@ -599,6 +628,25 @@ fn main() -> ExitCode {
             },
             grid_g_per_kwh,
         })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Serve {
+            run,
+            addr,
+            token_file,
+            max_body_bytes,
+            workers,
+            max_batch_rows,
+        } => commands::serve(
+            &run,
+            token_file.as_deref(),
+            autodl_deploy::ServeConfig {
+                addr,
+                max_body_bytes,
+                workers,
+                max_batch_rows,
+                ..Default::default()
+            },
+        )
         .map(|_| ExitCode::SUCCESS),
         Command::Predict { run, data, out } => {
             commands::predict(&run, &data, out.as_deref()).map(|_| ExitCode::SUCCESS)

@@ -832,3 +832,264 @@ fn the_nas_table_is_built_and_strategies_compare_on_it() {
         assert!(curve.iter().all(|&r| r >= 0.0));
     }
 }
+
+/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    // A server refusing an oversized body may close before reading it all.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let raw = text(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        // Chunk sizes in hex, each followed by its bytes.
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out += &after[..n];
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+/// The run's raw test rows as JSON objects keyed by column (missing values as null).
+fn rows_as_json(table: &RawTable) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = (0..table.n_rows())
+        .map(|r| {
+            let mut o = serde_json::Map::new();
+            for c in &table.columns {
+                let v = match &c.values {
+                    ColumnValues::Numeric(v) => v[r].map_or(serde_json::Value::Null, |x| x.into()),
+                    values => values
+                        .label(r)
+                        .map_or(serde_json::Value::Null, |s| s.into()),
+                };
+                o.insert(c.name.clone(), v);
+            }
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
+
+#[test]
+fn the_server_predicts_json_and_csv_rows_and_refuses_bad_requests_clearly() {
+    use std::io::BufRead;
+    let run = wine_run();
+    let dir = Scratch::new("serve");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "serve",
+            "--run",
+            &run.to_string_lossy(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--token-file",
+            &token_file.to_string_lossy(),
+            "--max-body-bytes",
+            "65536",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the server ended before listening"
+        );
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            break a.to_string();
+        }
+    };
+    let auth = ("Authorization", "Bearer s3cret");
+    let json_type = ("Content-Type", "application/json");
+
+    assert_eq!(http(&addr, "GET", "/health", &[], b"").0, 200);
+    assert_eq!(http(&addr, "GET", "/metadata", &[], b"").0, 401);
+    let (status, meta) = http(&addr, "GET", "/metadata", &[auth], b"");
+    assert_eq!(status, 200);
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["target"], "cultivar");
+
+    // Predictions equal the run's model applied in process.
+    let raw = autodl_data::read_table(&run.join(paths::TEST_RAW)).unwrap();
+    let predictor = autodl_deploy::Predictor::open(run).unwrap();
+    let expected = predictor.outputs(&raw).unwrap();
+    let body = serde_json::to_vec(&serde_json::json!({ "rows": rows_as_json(&raw) })).unwrap();
+    assert_eq!(http(&addr, "POST", "/predict", &[json_type], &body).0, 401);
+    let (status, answer) = http(&addr, "POST", "/predict", &[auth, json_type], &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let predictions = answer["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), raw.n_rows());
+    // The target column rides along and is ignored.
+    assert_eq!(answer["ignored_columns"], serde_json::json!(["cultivar"]));
+    for (i, p) in predictions.iter().enumerate() {
+        let served = predictor.prediction(&expected, i);
+        let autodl_deploy::Prediction::Class {
+            label,
+            probabilities,
+        } = served
+        else {
+            panic!("a classifier")
+        };
+        assert_eq!(p["label"], label.as_str());
+        for (l, q) in &probabilities.0 {
+            assert!((p["probabilities"][l].as_f64().unwrap() - f64::from(*q)).abs() < 1e-6);
+        }
+    }
+    // The same rows as CSV give the same labels.
+    let mut csv = raw.names().join(",") + "\n";
+    for r in 0..raw.n_rows() {
+        let cells: Vec<String> = raw
+            .columns
+            .iter()
+            .map(|c| c.values.label(r).unwrap_or_default())
+            .collect();
+        csv += &(cells.join(",") + "\n");
+    }
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/predict",
+        &[auth, ("Content-Type", "text/csv")],
+        csv.as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let labels = |a: &serde_json::Value| -> Vec<String> {
+        a["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["label"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        labels(&answer),
+        predictions
+            .iter()
+            .map(|p| p["label"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    );
+
+    // Bad requests: a clear 4xx each, never a 5xx.
+    let one = rows_as_json(&raw)[0].clone();
+    let first_input = predictor.inputs()[0].name.clone();
+    let mut missing = one.clone();
+    missing.as_object_mut().unwrap().remove(&first_input);
+    let mut wrong_type = one.clone();
+    wrong_type[&first_input] = "not a number".into();
+    let big = vec![b' '; 100_000];
+    for (body, content_type, status, needle) in [
+        (
+            serde_json::to_vec(&missing).unwrap(),
+            "application/json",
+            422,
+            format!("lacks column '{first_input}'"),
+        ),
+        (
+            serde_json::to_vec(&wrong_type).unwrap(),
+            "application/json",
+            422,
+            format!("row 0, column '{first_input}': expected a number"),
+        ),
+        (
+            b"{\"rows\": [".to_vec(),
+            "application/json",
+            400,
+            "malformed JSON".to_string(),
+        ),
+        (
+            b"[]".to_vec(),
+            "application/json",
+            422,
+            "no rows".to_string(),
+        ),
+        (
+            b"a,b\n1,2\n".to_vec(),
+            "text/csv",
+            422,
+            "lacks column".to_string(),
+        ),
+        (
+            b"<x/>".to_vec(),
+            "application/xml",
+            415,
+            "not accepted".to_string(),
+        ),
+        (big, "application/json", 413, "limit".to_string()),
+    ] {
+        let (got, answer) = http(
+            &addr,
+            "POST",
+            "/predict",
+            &[auth, ("Content-Type", content_type)],
+            &body,
+        );
+        assert_eq!(got, status, "{answer}");
+        assert!(answer.contains(&needle), "{answer} lacks {needle}");
+    }
+    let (status, metrics) = http(&addr, "GET", "/metrics", &[auth], b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("autodl_requests_total{endpoint=\"predict\",status=\"200\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autodl_requests_total{endpoint=\"predict\",status=\"422\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("autodl_rows_predicted_total {}", 2 * raw.n_rows())),
+        "{metrics}"
+    );
+
+    // SIGTERM: the server finishes and exits cleanly.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+}
