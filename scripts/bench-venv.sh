@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the benchmark peers into a venv outside the repository (default
 # ~/.cache/autodl-bench-venv): Optuna, PyTorch (the PyPI wheel, about 5 GB with its CUDA
-# libraries; it runs on the CPU here), numpy, and pandas + scikit-learn + pyarrow (the data
-# stage's peers). Only `cargo xtask bench` needs it;
+# libraries; it runs on the CPU here), numpy, pandas + scikit-learn + pyarrow (the data
+# stage's peers), and onnxruntime + FastAPI + uvicorn (the deploy stage's peers). Only `cargo xtask bench` needs it;
 # tests never do. Prints the venv's python path.
 set -euo pipefail
 VENV="${AUTODL_BENCH_VENV:-$HOME/.cache/autodl-bench-venv}"
@@ -16,5 +16,9 @@ fi
 if ! "$VENV/bin/python" -c "import pandas, sklearn, pyarrow" 2>/dev/null; then
     echo "installing pandas, scikit-learn and pyarrow into $VENV" >&2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check pandas "scikit-learn<1.8" pyarrow
+fi
+if ! "$VENV/bin/python" -c "import onnxruntime, fastapi, uvicorn" 2>/dev/null; then
+    echo "installing onnxruntime, fastapi and uvicorn into $VENV" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check onnxruntime fastapi "uvicorn[standard]"
 fi
 echo "$VENV/bin/python"

