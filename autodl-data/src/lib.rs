@@ -31,7 +31,9 @@ pub use io::{CsvShape, read_table, sniff_csv, write_matrix, write_table};
 pub use prepare::{
     IMBALANCE_RATIO, PrepareConfig, Prepared, prepare, prepare_with_test, profile_table,
 };
-pub use stream::{EXACT_DISTINCT, StreamOptions, StreamProgress, profile_streaming};
+pub use stream::{
+    EXACT_DISTINCT, StreamOptions, StreamProgress, profile_streaming, read_table_pieces,
+};
 
 /// Errors of the data stage. Each says what was wrong and, where it can, what to do.
 #[derive(Debug, thiserror::Error)]

@@ -403,15 +403,20 @@ fn put<T>(v: &mut Vec<T>, slot: usize, x: T) {
     }
 }
 
-/// Calls `each` with every piece of the table at `path`, in order, and where the stream is.
-fn for_each_piece(
+/// Reads the table at `path` a piece at a time (see the module documentation for how each
+/// format is cut) and calls `each` with every piece, in order, and where the stream is. At
+/// most one piece is held at once, so files larger than memory can be processed.
+///
+/// `each` may fail with its own error type (anything a [`DataError`] converts into); its
+/// first error ends the stream and is returned as it is.
+pub fn read_table_pieces<E: From<DataError>>(
     path: &Path,
     opts: &StreamOptions,
-    mut each: impl FnMut(RawTable, StreamProgress) -> Result<()>,
-) -> Result<()> {
+    mut each: impl FnMut(RawTable, StreamProgress) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let shown = path.display().to_string();
     if !path.is_file() {
-        return Err(DataError::NotFound { path: shown });
+        return Err(DataError::NotFound { path: shown }.into());
     }
     let read_err = |e: polars::error::PolarsError| DataError::Read {
         path: shown.clone(),
@@ -552,7 +557,7 @@ fn for_each_piece(
         }
     }
     if rows == 0 {
-        return Err(DataError::Empty { path: shown });
+        return Err(DataError::Empty { path: shown }.into());
     }
     Ok(())
 }
@@ -570,7 +575,7 @@ pub fn profile_streaming(
     let shown = path.display().to_string();
     let mut stream: Option<Stream> = None;
     let mut formulation = Vec::new();
-    for_each_piece(path, opts, |piece, at| {
+    read_table_pieces(path, opts, |piece, at| -> Result<()> {
         let state = match &mut stream {
             Some(s) => s,
             None => {

@@ -5,11 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use autodl_artifacts::drift::DriftReference;
-use autodl_artifacts::export::{ExportedModel, OutputKind};
+use autodl_artifacts::export::OutputKind;
 use autodl_artifacts::io::{read_json, write_json};
 use autodl_artifacts::run::{RunManifest, paths};
-use autodl_artifacts::table::argmax;
-use autodl_artifacts::transform::FeatureTransform;
+use autodl_artifacts::table::Matrix;
 
 fn open_run(run: &Path) -> Result<RunManifest> {
     let path = run.join(paths::MANIFEST);
@@ -32,62 +31,110 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Predicts every row of `data` with the run's ONNX model through tract.
-pub fn predict(run: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
-    let manifest = open_run(run)?;
-    let transform: FeatureTransform = read_json(&run.join(paths::TRANSFORM))?;
-    let exported: ExportedModel = read_json(&run.join(paths::EXPORT))?;
-    let runner = autodl_deploy::OnnxRunner::load(&run.join(&exported.onnx_path))?;
-    let table = autodl_data::read_table(data)?;
-    let x = transform
-        .transform(&table)
-        .with_context(|| format!("applying the run's transform to {}", data.display()))?;
-    let outputs = runner.run(&x)?;
-
-    let mut text = String::new();
-    match &exported.output {
-        OutputKind::Probabilities { labels } => {
-            let header: Vec<String> = std::iter::once(format!("predicted_{}", transform.target))
-                .chain(labels.iter().map(|l| format!("p_{l}")))
-                .map(|h| csv_field(&h))
-                .collect();
-            text.push_str(&header.join(","));
-            text.push('\n');
-            for i in 0..outputs.n_rows {
-                let row = outputs.row(i);
-                let k = argmax(row);
-                text.push_str(&csv_field(&labels[k]));
-                for p in row {
-                    text.push_str(&format!(",{p:.6}"));
-                }
-                text.push('\n');
-            }
-        }
-        // The run's transform, not a copy of its statistics, maps values back to target units.
-        OutputKind::StandardizedValue { .. } => {
-            text.push_str(&csv_field(&format!("predicted_{}", transform.target)));
-            text.push('\n');
-            for i in 0..outputs.n_rows {
-                let v = transform.decode_regression(outputs.row(i)[0]);
-                text.push_str(&format!("{v}\n"));
-            }
-        }
+/// Predicts every row of `data` with the run's model (its transform, then its ONNX graph
+/// through tract), streaming: the file is read in pieces ([`autodl_data::read_table_pieces`])
+/// and each piece's predictions are written before the next is read, so files larger than
+/// memory can be predicted. Output goes to `out` (written atomically) or standard output.
+pub fn predict(run: &Path, data: &Path, out: Option<&Path>, piece_mb: f64) -> Result<()> {
+    if !(piece_mb > 0.0 && piece_mb.is_finite()) {
+        anyhow::bail!("--piece-mb must be a positive number, got {piece_mb}");
     }
-    match out {
-        Some(path) => {
-            autodl_artifacts::io::write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {} predictions to {}", x.n_rows, path.display());
+    let manifest = open_run(run)?;
+    let predictor = autodl_deploy::Predictor::open(run)?;
+    let transform = predictor.transform();
+    let header: Vec<String> = match &predictor.exported().output {
+        OutputKind::Probabilities { labels } => {
+            std::iter::once(format!("predicted_{}", transform.target))
+                .chain(labels.iter().map(|l| format!("p_{l}")))
+                .collect()
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        OutputKind::StandardizedValue { .. } => vec![format!("predicted_{}", transform.target)],
+    };
+    let temporary = out.map(autodl_artifacts::io::temporary_sibling);
+    let mut sink: Box<dyn Write> = match &temporary {
+        Some(t) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(t).with_context(|| format!("creating {}", t.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let header: Vec<String> = header.iter().map(|h| csv_field(h)).collect();
+    writeln!(sink, "{}", header.join(","))?;
+    // Outputs and encoded targets of labelled rows, for the metric at the end.
+    let (mut labelled_outputs, mut labelled_y) = (Vec::new(), Vec::new());
+    let mut rows = 0usize;
+    let started = std::time::Instant::now();
+    let mut last = started;
+    let opts = autodl_data::StreamOptions {
+        chunk_bytes: (piece_mb * 1e6) as usize,
+        chunk_rows: ((piece_mb * 1e6 / 100.0) as usize).max(1),
+        ..Default::default()
+    };
+    let result = autodl_data::read_table_pieces(data, &opts, |piece, at| -> Result<()> {
+        let outputs = predictor.outputs(&piece)?;
+        let mut text = String::new();
+        for i in 0..outputs.n_rows {
+            match predictor.prediction(&outputs, i) {
+                autodl_deploy::Prediction::Class {
+                    label,
+                    probabilities,
+                } => {
+                    text.push_str(&csv_field(&label));
+                    for (_, p) in &probabilities.0 {
+                        text.push_str(&format!(",{p:.6}"));
+                    }
+                }
+                autodl_deploy::Prediction::Value { value } => text.push_str(&value.to_string()),
+            }
+            text.push('\n');
+        }
+        sink.write_all(text.as_bytes())
+            .context("writing predictions")?;
+        if let Some(target) = piece.column(&transform.target) {
+            let y = transform.encode_target(target)?;
+            labelled_outputs.extend_from_slice(&outputs.data);
+            labelled_y.extend(y);
+        }
+        rows += outputs.n_rows;
+        if last.elapsed().as_secs_f64() >= 1.0 {
+            last = std::time::Instant::now();
+            eprintln!(
+                "  {rows} rows predicted ({:.0}%)",
+                100.0 * at.done as f64 / at.total.max(1) as f64
+            );
+        }
+        Ok(())
+    });
+    let finished = result
+        .with_context(|| format!("predicting {}", data.display()))
+        .and_then(|()| sink.flush().context("writing predictions"));
+    drop(sink);
+    if let Err(e) = finished {
+        if let Some(t) = &temporary {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(e);
+    }
+    if let (Some(t), Some(path)) = (&temporary, out) {
+        std::fs::rename(t, path).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "wrote {rows} predictions to {} in {:.2} s",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
     }
     // With labels present, say how well the model did.
-    if let Some(target) = table.column(&transform.target) {
-        let y = transform.encode_target(target)?;
+    if !labelled_y.is_empty() {
+        let width = labelled_outputs.len() / labelled_y.len();
+        let outputs = Matrix::new(labelled_y.len(), width, labelled_outputs);
         let metric = manifest.task.metric();
-        let m = crate::pipeline::score(metric, &outputs, &y, transform.target_scale());
+        let m = crate::pipeline::score(metric, &outputs, &labelled_y, transform.target_scale());
         eprintln!(
             "{} on {} labelled rows: {:.4} (the run's test {}: {:.4})",
-            m.name, x.n_rows, m.value, manifest.test_metric.name, manifest.test_metric.value
+            m.name,
+            labelled_y.len(),
+            m.value,
+            manifest.test_metric.name,
+            manifest.test_metric.value
         );
     }
     Ok(())

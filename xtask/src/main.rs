@@ -436,8 +436,10 @@ enum Command {
     /// Predict raw rows with a run's exported model.
     ///
     /// Applies the run's fitted transform, then the ONNX graph (with tract). Writes CSV: the
-    /// prediction, then one probability column per class for classification. If the file has
-    /// the target column, the metric is printed.
+    /// prediction, then one probability column per class for classification. The file is
+    /// streamed (CSV and JSON lines in pieces of about 64 MB, Parquet 500,000 rows at a time),
+    /// so it may be larger than memory. If the file has the target column, the metric is
+    /// printed.
     Predict {
         /// Run directory written by `cargo xtask run`.
         #[arg(long)]
@@ -448,6 +450,9 @@ enum Command {
         /// Output CSV (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Size of the pieces the file is read in, in MB (memory use grows with it).
+        #[arg(long, default_value_t = 64.0)]
+        piece_mb: f64,
     },
     /// Serve a run's model over HTTP until Ctrl-C or SIGTERM (then finish what is in flight).
     ///
@@ -751,9 +756,12 @@ fn main() -> ExitCode {
             },
         )
         .map(|_| ExitCode::SUCCESS),
-        Command::Predict { run, data, out } => {
-            commands::predict(&run, &data, out.as_deref()).map(|_| ExitCode::SUCCESS)
-        }
+        Command::Predict {
+            run,
+            data,
+            out,
+            piece_mb,
+        } => commands::predict(&run, &data, out.as_deref(), piece_mb).map(|_| ExitCode::SUCCESS),
         Command::Monitor {
             run,
             data,

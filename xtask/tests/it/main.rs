@@ -1093,3 +1093,67 @@ fn the_server_predicts_json_and_csv_rows_and_refuses_bad_requests_clearly() {
     assert!(status.success(), "{rest}");
     assert!(rest.contains("stopped"), "{rest}");
 }
+
+#[test]
+fn predict_streams_a_file_in_pieces_with_the_same_result() {
+    let run = signal_run();
+    let scratch = Scratch::new("predict-pieces");
+    let data = dataset("mnist1d_train.csv");
+    let whole = scratch.path().join("whole.csv");
+    let pieces = scratch.path().join("pieces.csv");
+    for (out, piece_mb) in [(&whole, "64"), (&pieces, "0.2")] {
+        let o = xtask(&[
+            "predict",
+            "--run",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--piece-mb",
+            piece_mb,
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    // 1.35 MB in pieces of 0.2 MB: seven pieces, predicted one after another, same rows.
+    let (a, b) = (
+        std::fs::read_to_string(&whole).unwrap(),
+        std::fs::read_to_string(&pieces).unwrap(),
+    );
+    assert_eq!(a.lines().count(), 4001, "a header and 4,000 rows");
+    assert_eq!(b.lines().count(), 4001);
+    // The same labels; probabilities equal up to the last printed digit (tract's kernels
+    // may sum in another order for another batch size).
+    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        let (x, y): (Vec<&str>, Vec<&str>) = (x.split(',').collect(), y.split(',').collect());
+        assert_eq!(x[0], y[0], "line {i}");
+        for (p, q) in x[1..].iter().zip(&y[1..]) {
+            if i > 0 {
+                let (p, q): (f64, f64) = (p.parse().unwrap(), q.parse().unwrap());
+                assert!((p - q).abs() <= 2e-6, "line {i}: {p} vs {q}");
+            }
+        }
+    }
+    // A file the model cannot read fails cleanly and leaves no output behind.
+    let bad = scratch.path().join("bad.csv");
+    let o = xtask(&[
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        dataset("wine.csv").to_str().unwrap(),
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("required by the model but absent"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(std::fs::read_dir(scratch.path()).unwrap().all(|e| {
+        let name = e.unwrap().file_name();
+        let name = name.to_string_lossy();
+        !name.contains("bad") && !name.contains(".tmp-")
+    }));
+}
