@@ -419,6 +419,8 @@ fn finish(
             ..Default::default()
         }),
         metadata_props: vec![
+            meta("input_name", INPUT_NAME.into()),
+            meta("output_name", OUTPUT_NAME.into()),
             meta(
                 "feature_names",
                 serde_json::to_string(&opts.feature_names).expect("strings serialise"),

@@ -223,6 +223,15 @@ fn check_with_onnxruntime(run: &Path) {
     let v: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     assert_eq!(v["checker"], "ok");
     assert_eq!(v["rows"].as_u64().unwrap() as usize, x.n_rows);
+    // The graph's input and output names and its feature list travel in metadata_props.
+    let meta = &v["metadata"];
+    assert_eq!(
+        (&meta["input_name"], &meta["output_name"]),
+        (&"features".into(), &"output".into())
+    );
+    let features: Vec<String> =
+        serde_json::from_str(meta["feature_names"].as_str().unwrap()).unwrap();
+    assert_eq!(features.len(), x.n_cols);
     assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{report}");
 }
 
