@@ -62,6 +62,30 @@ pub struct ExportedModel {
     pub output: OutputKind,
     /// Parity of the exported graph with the trained network.
     pub parity: ParityCheck,
+    /// The compressed variant, for the user to choose (absent in runs made before it existed).
+    #[serde(default)]
+    pub compressed: Option<CompressedModel>,
+}
+
+/// A compressed copy of the exported model, and what compression changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompressedModel {
+    /// How it was compressed.
+    pub method: String,
+    /// Run-relative path of its `.onnx` file.
+    pub onnx_path: String,
+    /// SHA-256 of that file.
+    pub onnx_sha256: String,
+    /// Its size in bytes, and the float model's.
+    pub bytes: u64,
+    /// Size of the float model in bytes.
+    pub float_bytes: u64,
+    /// Median single-row latency with tract, in microseconds: compressed, then float.
+    pub latency_us: [f64; 2],
+    /// Test metric of the compressed model (the float model's is the run's).
+    pub test_metric: crate::table::MetricValue,
+    /// Largest output difference from the float model on the test split.
+    pub max_abs_diff: f64,
 }
 
 crate::versioned!(ExportedModel);
@@ -94,6 +118,16 @@ mod tests {
                 tolerance: 1e-4,
                 passed: true,
             },
+            compressed: Some(CompressedModel {
+                method: "int8".into(),
+                onnx_path: "model-int8.onnx".into(),
+                onnx_sha256: "11".into(),
+                bytes: 10,
+                float_bytes: 40,
+                latency_us: [12.0, 12.5],
+                test_metric: crate::table::MetricValue::new(crate::table::Metric::Rmse, 0.5),
+                max_abs_diff: 1e-3,
+            }),
         };
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<ExportedModel>(&json).unwrap(), e);

@@ -30,6 +30,8 @@ pub mod paths {
     pub const WEIGHTS: &str = "model/weights.safetensors";
     /// The exported ONNX graph.
     pub const ONNX: &str = "model.onnx";
+    /// The exported graph with int8 weights.
+    pub const ONNX_INT8: &str = "model-int8.onnx";
     /// The exported-model manifest.
     pub const EXPORT: &str = "export.json";
     /// The drift reference.

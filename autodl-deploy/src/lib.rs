@@ -24,11 +24,13 @@
 //! let y = runner.run(&x).unwrap();
 //! ```
 
+mod compress;
 mod onnx;
 mod predictor;
 mod runner;
 pub mod serve;
 
+pub use compress::{MIN_ELEMENTS, Quantized, quantize_weights};
 pub use onnx::{
     ExportOptions, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, to_onnx, to_onnx_ensemble,
 };

@@ -31,7 +31,7 @@ pub fn load(file: &Path, target: Option<String>, labels: Option<&Path>) -> Resul
     let mut table = autodl_data::read_table(file)?;
     let sha = autodl_artifacts::io::sha256_file(file)?;
     eprintln!(
-        "read {}: {} rows × {} columns in {:.2} s",
+        "  read {}: {} rows × {} columns in {:.2} s",
         file.display(),
         table.n_rows(),
         table.columns.len(),

@@ -745,6 +745,14 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         tolerance: PARITY_TOLERANCE,
         passed: diff <= PARITY_TOLERANCE,
     };
+    let compressed = compress(
+        &run_dir,
+        &bytes,
+        (&runner, &tract_test),
+        data,
+        target_scale,
+        &mut artifacts,
+    )?;
     let exported = ExportedModel {
         schema_version: SCHEMA_VERSION,
         onnx_path: paths::ONNX.into(),
@@ -756,6 +764,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         feature_names: data.feature_names.clone(),
         output,
         parity: parity.clone(),
+        compressed: Some(compressed),
     };
     put_json(&run_dir, paths::EXPORT, "export", &exported, &mut artifacts)?;
     eprintln!(
@@ -919,6 +928,72 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         );
     }
     Ok(run_dir)
+}
+
+/// Median single-row latency of `runner` over (up to 200 of) the rows of `x`, in µs.
+fn single_row_latency_us(runner: &autodl_deploy::OnnxRunner, x: &Matrix) -> Result<f64> {
+    let rows: Vec<Matrix> = (0..x.n_rows.min(200))
+        .map(|i| Matrix::new(1, x.n_cols, x.row(i).to_vec()))
+        .collect();
+    for row in rows.iter().take(20) {
+        runner.run(row)?;
+    }
+    let mut times = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let t = Instant::now();
+        runner.run(row)?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(crate::bench::median(times))
+}
+
+/// Writes the int8-weight variant of the exported model (`bytes`) beside it and measures
+/// what it changes against the float model (`float`: its runner and test outputs): size,
+/// single-row latency, the test metric and the largest output difference.
+fn compress(
+    run_dir: &Path,
+    bytes: &[u8],
+    float: (&autodl_deploy::OnnxRunner, &Matrix),
+    data: &PreparedData,
+    target_scale: f64,
+    artifacts: &mut Vec<ArtifactEntry>,
+) -> Result<autodl_artifacts::export::CompressedModel> {
+    let q = autodl_deploy::quantize_weights(bytes)?;
+    autodl_artifacts::io::write_atomic(&run_dir.join(paths::ONNX_INT8), &q.bytes)?;
+    record(run_dir, paths::ONNX_INT8, "onnx_int8", artifacts)?;
+    let runner = autodl_deploy::OnnxRunner::from_bytes(&q.bytes)?;
+    let outputs = runner.run(&data.test.x)?;
+    let test_metric = score(data.task.metric(), &outputs, &data.test.y, target_scale);
+    let float_metric = score(data.task.metric(), float.1, &data.test.y, target_scale);
+    let latency_us = [
+        single_row_latency_us(&runner, &data.test.x)?,
+        single_row_latency_us(float.0, &data.test.x)?,
+    ];
+    eprintln!(
+        "  {}: {} bytes ({:.2}× of float; {} weight tensors as int8); test {} {:.4} (float {:.4}); single-row latency {:.0} µs (float {:.0} µs)",
+        paths::ONNX_INT8,
+        q.bytes.len(),
+        q.bytes.len() as f64 / bytes.len() as f64,
+        q.tensors,
+        test_metric.name,
+        test_metric.value,
+        float_metric.value,
+        latency_us[0],
+        latency_us[1]
+    );
+    Ok(autodl_artifacts::export::CompressedModel {
+        method: format!(
+            "weight-only int8, symmetric, one scale per output channel ({} tensors of {} values)",
+            q.tensors, q.values
+        ),
+        onnx_path: paths::ONNX_INT8.into(),
+        onnx_sha256: sha256_file(&run_dir.join(paths::ONNX_INT8))?,
+        bytes: q.bytes.len() as u64,
+        float_bytes: bytes.len() as u64,
+        latency_us,
+        test_metric,
+        max_abs_diff: autodl_deploy::max_abs_diff(&outputs, float.1),
+    })
 }
 
 /// The metric of outputs against targets; regression errors are scaled back to target units.

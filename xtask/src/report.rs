@@ -420,6 +420,25 @@ pub fn render(r: &ReportInput<'_>) -> String {
         p.tolerance,
         if p.passed { "passed" } else { "FAILED" }
     );
+    if let Some(c) = &r.exported.compressed {
+        let _ = writeln!(
+            s,
+            "Compressed for choice: `{}` ({}).\n\n| model | bytes | test {} | single-row latency (tract) |\n|---|---:|---:|---:|\n| `{}` (float) | {} | {} | {:.0} µs |\n| `{}` | {} ({:.2}×) | {} | {:.0} µs |\n\nLargest output difference from the float model on the test split: {:.2e}. tract folds the dequantization into the weights at load, so the compressed model is smaller on disk but not faster.\n",
+            c.onnx_path,
+            c.method,
+            c.test_metric.name,
+            r.exported.onnx_path,
+            c.float_bytes,
+            num(r.manifest.test_metric.value),
+            c.latency_us[1],
+            c.onnx_path,
+            c.bytes,
+            c.bytes as f64 / c.float_bytes as f64,
+            num(c.test_metric.value),
+            c.latency_us[0],
+            c.max_abs_diff
+        );
+    }
 
     let d = r.test_drift;
     let _ = writeln!(s, "## Monitoring\n");

@@ -89,6 +89,9 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
     let cases = std::env::temp_dir().join(format!("autodl-parity-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cases);
     std::fs::create_dir_all(&cases).unwrap();
+    let int8_cases = cases.join("int8");
+    std::fs::create_dir_all(&int8_cases).unwrap();
+    let (mut worst_int8, mut quantized_tensors) = (0.0f64, 0usize);
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let mut ops_seen = std::collections::BTreeSet::new();
     for case in 0..60 {
@@ -169,30 +172,57 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
             spec.describe()
         );
         let name = format!("case-{case:02}");
+        // The same network with int8 weights: close to the float one, and its own parity
+        // case (tract against onnxruntime on the quantized graph).
+        let q = autodl_deploy::quantize_weights(&bytes).unwrap();
+        let int8 = OnnxRunner::from_bytes(&q.bytes).unwrap().run(&x).unwrap();
+        let scale = tract
+            .data
+            .iter()
+            .map(|v| v.abs())
+            .fold(0.0f32, f32::max)
+            .max(1.0);
+        worst_int8 = worst_int8.max(max_abs_diff(&int8, &tract) / f64::from(scale));
+        quantized_tensors += q.tensors;
+        std::fs::write(int8_cases.join(format!("{name}.onnx")), &q.bytes).unwrap();
+        write_csv(&int8_cases.join(format!("{name}.x.csv")), &x);
+        write_csv(&int8_cases.join(format!("{name}.tract.csv")), &int8);
         std::fs::write(cases.join(format!("{name}.onnx")), &bytes).unwrap();
         write_csv(&cases.join(format!("{name}.x.csv")), &x);
         write_csv(&cases.join(format!("{name}.burn.csv")), &burn);
         write_csv(&cases.join(format!("{name}.tract.csv")), &tract);
     }
-    // onnx.checker and onnxruntime on every case, against burn's and tract's outputs.
-    let o = Command::new(oracle_python())
-        .arg(repo().join("scripts/onnx_oracle.py"))
-        .arg("--cases")
-        .arg(&cases)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&o.stdout);
+    eprintln!(
+        "int8 weights: {quantized_tensors} tensors quantized; largest output change {worst_int8:.4} of the output's scale"
+    );
+    assert!(quantized_tensors >= 60, "{quantized_tensors}");
     assert!(
-        o.status.success(),
-        "the ONNX oracle rejected cases:\n{report}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+        worst_int8 < 0.05,
+        "int8 weights moved an output by {worst_int8} of its scale"
     );
-    eprintln!("onnx oracle: {}", report.lines().last().unwrap());
-    let summary: serde_json::Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
-    assert_eq!(
-        (summary["cases"].as_u64(), summary["failed"].as_u64()),
-        (Some(60), Some(0))
-    );
+    // onnx.checker and onnxruntime on every case, against burn's and tract's outputs, and on
+    // every quantized case against tract's.
+    for dir in [&cases, &int8_cases] {
+        let o = Command::new(oracle_python())
+            .arg(repo().join("scripts/onnx_oracle.py"))
+            .arg("--cases")
+            .arg(dir)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "the ONNX oracle rejected cases:\n{report}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!("onnx oracle: {}", report.lines().last().unwrap());
+        let summary: serde_json::Value =
+            serde_json::from_str(report.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (summary["cases"].as_u64(), summary["failed"].as_u64()),
+            (Some(60), Some(0))
+        );
+    }
     let _ = std::fs::remove_dir_all(&cases);
     // The random cases covered every op of the search space.
     for op in [

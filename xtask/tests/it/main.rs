@@ -200,18 +200,27 @@ fn oracle_python() -> PathBuf {
 
 /// onnx.checker accepts the export and onnxruntime's outputs equal tract's to 1e-4.
 fn check_with_onnxruntime(run: &Path) {
+    check_model_with_onnxruntime(run, paths::ONNX);
+}
+
+/// The same for the run's model file `rel`.
+fn check_model_with_onnxruntime(run: &Path, rel: &str) {
     let table = autodl_data::read_table(&run.join(paths::TEST)).unwrap();
     let target = table.columns.last().unwrap().name.clone();
     let x = numeric_matrix(&table, &target);
-    let runner = autodl_deploy::OnnxRunner::load(&run.join(paths::ONNX)).unwrap();
+    let runner = autodl_deploy::OnnxRunner::load(&run.join(rel)).unwrap();
     let tract = runner.run(&x).unwrap();
-    let dir = Scratch::new(&format!("oracle-{}", run.display().to_string().len()));
+    let dir = Scratch::new(&format!(
+        "oracle-{}-{}",
+        run.display().to_string().len(),
+        rel.len()
+    ));
     let (features, outputs) = (dir.path().join("x.csv"), dir.path().join("tract.csv"));
     write_csv(&features, &x);
     write_csv(&outputs, &tract);
     let o = Command::new(oracle_python())
         .arg(repo().join("scripts/onnx_oracle.py"))
-        .args([run.join(paths::ONNX), features, outputs])
+        .args([run.join(rel), features, outputs])
         .output()
         .unwrap();
     let report = text(&o.stdout);
@@ -241,6 +250,21 @@ fn onnx_export_passes_checker_and_matches_onnxruntime() {
     check_with_onnxruntime(regression_run());
     check_with_onnxruntime(default_run());
     check_with_onnxruntime(signal_run());
+    // The int8-weight variant: smaller, accepted by the checker, the same on both runtimes,
+    // and close to the float model.
+    for run in [wine_run(), signal_run()] {
+        check_model_with_onnxruntime(run, paths::ONNX_INT8);
+        let exported: autodl_artifacts::export::ExportedModel =
+            read_json(&run.join(paths::EXPORT)).unwrap();
+        let c = exported.compressed.expect("a compressed variant");
+        assert!(
+            c.bytes * 3 < c.float_bytes,
+            "{} of {} bytes",
+            c.bytes,
+            c.float_bytes
+        );
+        assert!(c.max_abs_diff < 0.05, "{}", c.max_abs_diff);
+    }
 }
 
 /// MNIST-1D: 40-sample signals, with its own test file; one CNN trial for 20 seconds.
