@@ -54,23 +54,18 @@ pub fn load(file: &Path, target: Option<String>, labels: Option<&Path>) -> Resul
             autodl_artifacts::io::sha256_file(labels_path)?
         ));
         table = joined;
-    } else if let Some((id, label)) = autodl_data::labels_only(&table) {
-        match autodl_data::find_labelled_table(file, &table, &id) {
-            Some((path, joined, report)) => {
-                formulation.push(format!(
-                    "{} holds only an identifier ('{id}') and a label ('{label}'): the labels of {} (sha256 {}), {report}",
-                    file.display(),
-                    path.display(),
-                    autodl_artifacts::io::sha256_file(&path)?
-                ));
-                label_column = Some(label);
-                table = joined;
-            }
-            None => eprintln!(
-                "{} holds only an identifier ('{id}') and '{label}', and no table beside it holds those identifiers; give the features as --data and this file as --labels",
-                file.display()
-            ),
-        }
+    } else if let Some((id, label)) = autodl_data::labels_only(&table)
+        && target.as_deref().is_none_or(|t| t == label)
+        && let Some((path, joined, report)) = autodl_data::find_labelled_table(file, &table, &id)
+    {
+        formulation.push(format!(
+            "{} holds only an identifier ('{id}') and a label ('{label}'): the labels of {} (sha256 {}), {report}",
+            file.display(),
+            path.display(),
+            autodl_artifacts::io::sha256_file(&path)?
+        ));
+        label_column = Some(label);
+        table = joined;
     } else if target.is_none()
         && let Some((path, label, joined, report)) = autodl_data::find_labels_for(file, &table)
     {
