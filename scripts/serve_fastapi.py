@@ -3,10 +3,11 @@ run's model.onnx the way a user would write it by hand.
 
 Usage: python serve_fastapi.py RUN_DIR PORT [WORKERS]
 
-POST /predict takes {"rows": [{column: value, ...}, ...]} like autodl's server and applies the
-run's fitted transform (data/transform.json: numeric imputation, clipping and
-standardisation with missing indicators; one-hot and frequency encoding; other step kinds
-are refused at start-up) with numpy, runs onnxruntime (one intra-op thread), and answers
+POST /predict takes {"rows": [{column: value, ...}, ...]} like autodl's server. The graph
+imputes, clips and standardises the numeric columns itself (input `numeric`, float64, NaN for
+missing); this server encodes the categorical columns the way the model's metadata describes
+(one-hot and frequency encoding into input `encoded`; other step kinds are refused at
+start-up) with numpy, runs onnxruntime (one intra-op thread), and answers
 {"predictions": [{"label": ..., "probabilities": {...}}]} or [{"value": ...}]. A missing
 column or a wrong type is a 422 (FastAPI's own validation would give the same status).
 GET /health answers {"status": "ok"}.
@@ -30,69 +31,66 @@ options.intra_op_num_threads = 1
 options.inter_op_num_threads = 1
 session = ort.InferenceSession(str(run / exported["onnx_path"]), options,
                                providers=["CPUExecutionProvider"])
-input_name = session.get_inputs()[0].name
+inputs = {i.name: i for i in session.get_inputs()}
 output = exported["output"]
 labels = output.get("labels")
-target = transform["target_encoding"]
+output_names = [exported.get("value_output_name") or exported["output_name"]]
 
 steps = transform["steps"]
 for step in steps:
     if step["kind"] not in ("numeric", "one_hot", "frequency"):
         sys.exit(f"serve_fastapi.py handles numeric, one-hot and frequency steps, not {step['kind']}")
-width = sum(
-    1 + bool(s.get("missing_indicator")) if s["kind"] == "numeric"
-    else len(s["categories"]) + bool(s.get("other")) if s["kind"] == "one_hot"
-    else 1
-    for s in steps
-)
-columns = list(dict.fromkeys(s["column"] for s in steps))
+numeric = [s for s in steps if s["kind"] == "numeric"]
+others = [s for s in steps if s["kind"] != "numeric"]
+width = sum(len(s["categories"]) + bool(s.get("other")) if s["kind"] == "one_hot" else 1
+            for s in others)
+
+
+def values_of(rows, name):
+    values = []
+    for r, row in enumerate(rows):
+        if name not in row:
+            raise HTTPException(422, f"row {r} lacks column '{name}'")
+        values.append(row[name])
+    return values
 
 
 def encode(rows):
-    x = np.zeros((len(rows), width), dtype=np.float32)
-    offset = 0
-    for s in steps:
-        name = s["column"]
-        values = []
-        for r, row in enumerate(rows):
-            if name not in row:
-                raise HTTPException(422, f"row {r} lacks column '{name}'")
-            values.append(row[name])
-        if s["kind"] == "numeric":
-            v = np.empty(len(rows))
-            missing = np.zeros(len(rows), dtype=bool)
-            for r, value in enumerate(values):
+    feed = {}
+    if "numeric" in inputs:
+        x = np.full((len(rows), len(numeric)), np.nan)
+        for j, s in enumerate(numeric):
+            for r, value in enumerate(values_of(rows, s["column"])):
                 if value is None:
-                    missing[r] = True
-                elif isinstance(value, (int, float)):
-                    v[r] = value
+                    continue
+                if isinstance(value, (int, float)):
+                    x[r, j] = value
                 else:
                     try:
-                        v[r] = float(value)
+                        x[r, j] = float(value)
                     except (TypeError, ValueError):
-                        raise HTTPException(422, f"row {r}, column '{name}': expected a number")
-            v[missing] = s["impute"]
-            if s.get("clip"):
-                v = np.clip(v, s["clip"][0], s["clip"][1])
-            x[:, offset] = (v - s["mean"]) / s["std"]
-            if s.get("missing_indicator"):
-                x[:, offset + 1] = missing
+                        raise HTTPException(422, f"row {r}, column '{s['column']}': expected a number")
+        feed["numeric"] = x
+    if "encoded" in inputs:
+        x = np.zeros((len(rows), width), dtype=np.float32)
+        offset = 0
+        for s in others:
+            values = values_of(rows, s["column"])
+            if s["kind"] == "one_hot":
+                index = {c: k for k, c in enumerate(s["categories"])}
+                for r, value in enumerate(values):
+                    label = s["impute"] if value is None else str(value)
+                    k = index.get(label, len(s["categories"]) if s.get("other") else None)
+                    if k is not None:
+                        x[r, offset + k] = 1.0
+                offset += len(s["categories"]) + bool(s.get("other"))
+            else:
+                freq = dict(s["frequencies"])
+                for r, value in enumerate(values):
+                    x[r, offset] = freq.get(s["impute"] if value is None else str(value), 0.0)
                 offset += 1
-            offset += 1
-        elif s["kind"] == "one_hot":
-            index = {c: k for k, c in enumerate(s["categories"])}
-            for r, value in enumerate(values):
-                label = s["impute"] if value is None else str(value)
-                k = index.get(label, len(s["categories"]) if s.get("other") else None)
-                if k is not None:
-                    x[r, offset + k] = 1.0
-            offset += len(s["categories"]) + bool(s.get("other"))
-        else:
-            freq = dict(s["frequencies"])
-            for r, value in enumerate(values):
-                x[r, offset] = freq.get(s["impute"] if value is None else str(value), 0.0)
-            offset += 1
-    return x
+        feed["encoded"] = x
+    return feed
 
 
 app = FastAPI()
@@ -114,14 +112,14 @@ async def predict(request: Request):
         rows = [rows]
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise HTTPException(422, "send {\"rows\": [objects]}")
-    (y,) = session.run(None, {input_name: encode(rows)})
+    (y,) = session.run(output_names, encode(rows))
     if labels is not None:
         return {"predictions": [
             {"label": labels[int(np.argmax(p))],
              "probabilities": {l: float(q) for l, q in zip(labels, p)}}
             for p in y
         ]}
-    return {"predictions": [{"value": float(v[0]) * target["std"] + target["mean"]} for v in y]}
+    return {"predictions": [{"value": float(v[0])} for v in y]}
 
 
 if __name__ == "__main__":

@@ -20,6 +20,29 @@ pub enum OutputKind {
     },
 }
 
+/// The element type of a graph input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementType {
+    /// 32-bit float.
+    Float,
+    /// 64-bit float.
+    Double,
+}
+
+/// One input of the exported graph: `[batch, columns.len()]` of `element_type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphInput {
+    /// Name in the graph.
+    pub name: String,
+    /// Element type.
+    pub element_type: ElementType,
+    /// What each column holds, in order.
+    pub columns: Vec<String>,
+    /// What a caller puts there.
+    pub description: String,
+}
+
 /// The result of comparing two runtimes on the same inputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParityCheck {
@@ -52,11 +75,15 @@ pub struct ExportedModel {
     pub ir_version: i64,
     /// Default-domain opset.
     pub opset: i64,
-    /// Name of the graph input (`[batch, features]`, `f32`).
-    pub input_name: String,
-    /// Name of the graph output (`[batch, outputs]`, `f32`).
+    /// The graph's inputs, in order.
+    pub inputs: Vec<GraphInput>,
+    /// Name of the graph output (`[batch, outputs]`, `f32`): see `output`.
     pub output_name: String,
-    /// Input feature names, in column order.
+    /// For regression, the name of a second output holding the prediction in the target's
+    /// units (`[batch, 1]`, `f32`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_output_name: Option<String>,
+    /// The network's feature names, in column order (after the transform).
     pub feature_names: Vec<String>,
     /// What the output holds.
     pub output: OutputKind,
@@ -102,8 +129,14 @@ mod tests {
             onnx_sha256: "00".into(),
             ir_version: 8,
             opset: 17,
-            input_name: "features".into(),
+            inputs: vec![GraphInput {
+                name: "numeric".into(),
+                element_type: ElementType::Double,
+                columns: vec!["a".into()],
+                description: "raw numbers".into(),
+            }],
             output_name: "output".into(),
+            value_output_name: Some("value".into()),
             feature_names: vec!["a".into()],
             output: OutputKind::StandardizedValue {
                 mean: 1.0,

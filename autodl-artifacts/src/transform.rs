@@ -157,6 +157,11 @@ impl FeatureStep {
         }
     }
 
+    /// Whether this is a numeric step (the kind an exported graph can apply itself).
+    pub fn is_numeric(&self) -> bool {
+        matches!(self, FeatureStep::Numeric { .. })
+    }
+
     /// Number of features this step produces.
     pub fn width(&self) -> usize {
         match self {
@@ -276,26 +281,97 @@ impl FeatureTransform {
     /// [`FeatureTransform::transform`] with a choice of what an absent column means. Large
     /// tables are transformed in row blocks on all available cores.
     pub fn transform_with(&self, table: &RawTable, absent: AbsentColumns) -> Result<Matrix> {
-        let n_rows = table.n_rows();
-        let n_cols = self.n_features();
-        // What an absent column reads as under `AbsentColumns::Impute`: missing in every row.
-        let absent_column = RawColumn {
-            name: "(absent)".into(),
-            values: ColumnValues::Numeric(vec![None; n_rows]),
-        };
-        let columns = self
-            .steps
+        self.transform_steps(table, absent, |_| true)
+    }
+
+    /// Source columns of the numeric steps, in step order: the columns of the `numeric` input
+    /// of a graph that applies the numeric steps itself (see [`FeatureTransform::raw_numeric`]).
+    pub fn numeric_columns(&self) -> Vec<String> {
+        self.steps
             .iter()
+            .filter(|s| s.is_numeric())
+            .map(|s| s.column().to_string())
+            .collect()
+    }
+
+    /// Names of the features of the other steps (categorical, date and text encodings), in
+    /// step order: the columns of [`FeatureTransform::encode_non_numeric`]'s matrix.
+    pub fn non_numeric_feature_names(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| !s.is_numeric())
+            .flat_map(FeatureStep::output_names)
+            .collect()
+    }
+
+    /// The numeric steps' columns as raw numbers, row-major (`rows × numeric_columns`), with
+    /// NaN for a missing value: what a graph that imputes, clips and standardises by itself
+    /// takes. Text is parsed as in [`FeatureTransform::transform`]; an absent column follows
+    /// `absent`.
+    pub fn raw_numeric(&self, table: &RawTable, absent: AbsentColumns) -> Result<Vec<f64>> {
+        let n_rows = table.n_rows();
+        let selected = self.select(table, absent, FeatureStep::is_numeric)?;
+        let n_cols = selected.len();
+        let mut data = vec![f64::NAN; n_rows * n_cols];
+        for (j, (_, column)) in selected.iter().enumerate() {
+            for (row, value) in numeric_values(column, 0..n_rows)?.iter().enumerate() {
+                if let Some(v) = value {
+                    data[row * n_cols + j] = *v;
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    /// The features of the steps that are not numeric, in step order (the numeric steps
+    /// left out): with [`FeatureTransform::raw_numeric`], the inputs of a graph that applies
+    /// the numeric steps itself.
+    pub fn encode_non_numeric(&self, table: &RawTable, absent: AbsentColumns) -> Result<Matrix> {
+        self.transform_steps(table, absent, |s| !s.is_numeric())
+    }
+
+    /// The steps `keep` selects, each with its column of `table` (or, under
+    /// [`AbsentColumns::Impute`], a column missing in every row).
+    fn select<'a>(
+        &'a self,
+        table: &'a RawTable,
+        absent: AbsentColumns,
+        keep: impl Fn(&FeatureStep) -> bool,
+    ) -> Result<Vec<(&'a FeatureStep, std::borrow::Cow<'a, RawColumn>)>> {
+        self.steps
+            .iter()
+            .filter(|s| keep(s))
             .map(|step| match (table.column(step.column()), absent) {
-                (Some(c), _) => Ok(c),
-                (None, AbsentColumns::Impute) => Ok(&absent_column),
+                (Some(c), _) => Ok((step, std::borrow::Cow::Borrowed(c))),
+                // Missing in every row.
+                (None, AbsentColumns::Impute) => Ok((
+                    step,
+                    std::borrow::Cow::Owned(RawColumn {
+                        name: step.column().to_string(),
+                        values: ColumnValues::Numeric(vec![None; table.n_rows()]),
+                    }),
+                )),
                 (None, AbsentColumns::Error) => Err(ArtifactError::Transform(format!(
                     "column '{}' is required by the model but absent from the data (columns present: {})",
                     step.column(),
                     table.names().join(", ")
                 ))),
             })
-            .collect::<Result<Vec<&RawColumn>>>()?;
+            .collect()
+    }
+
+    /// The features of the steps `keep` selects, in step order.
+    fn transform_steps(
+        &self,
+        table: &RawTable,
+        absent: AbsentColumns,
+        keep: impl Fn(&FeatureStep) -> bool,
+    ) -> Result<Matrix> {
+        let n_rows = table.n_rows();
+        let selected = self.select(table, absent, keep)?;
+        let selected: Vec<(&FeatureStep, &RawColumn)> =
+            selected.iter().map(|(s, c)| (*s, c.as_ref())).collect();
+        let n_cols: usize = selected.iter().map(|(s, _)| s.width()).sum();
         let mut data = vec![0.0f32; n_rows * n_cols];
         if n_rows == 0 || n_cols == 0 {
             return Ok(Matrix::new(n_rows, n_cols, data));
@@ -308,7 +384,7 @@ impl FeatureTransform {
             // A few rows (a served request): no thread to start.
             data.chunks_mut(ROWS_PER_BLOCK * n_cols)
                 .enumerate()
-                .try_for_each(|(b, rows)| self.fill(&columns, b * ROWS_PER_BLOCK, rows, n_cols))?;
+                .try_for_each(|(b, rows)| fill(&selected, b * ROWS_PER_BLOCK, rows, n_cols))?;
             return Ok(Matrix::new(n_rows, n_cols, data));
         }
         let per_thread = n_rows.div_ceil(threads);
@@ -317,7 +393,7 @@ impl FeatureTransform {
                 .chunks_mut(per_thread * n_cols)
                 .enumerate()
                 .map(|(t, block)| {
-                    let columns = &columns;
+                    let selected = &selected;
                     // Blocks of rows that stay in cache while every step writes its columns.
                     scope.spawn(move || {
                         block
@@ -325,7 +401,7 @@ impl FeatureTransform {
                             .enumerate()
                             .try_for_each(|(b, rows)| {
                                 let start = t * per_thread + b * ROWS_PER_BLOCK;
-                                self.fill(columns, start, rows, n_cols)
+                                fill(selected, start, rows, n_cols)
                             })
                     })
                 })
@@ -335,118 +411,6 @@ impl FeatureTransform {
                 .try_for_each(|b| b.join().expect("a transform thread panicked"))
         })?;
         Ok(Matrix::new(n_rows, n_cols, data))
-    }
-
-    /// Writes the features of rows `start..` (as many as `out` holds) into `out`, row-major.
-    fn fill(
-        &self,
-        columns: &[&RawColumn],
-        start: usize,
-        out: &mut [f32],
-        n_cols: usize,
-    ) -> Result<()> {
-        let rows = start..start + out.len() / n_cols;
-        let mut offset = 0;
-        for (step, column) in self.steps.iter().zip(columns) {
-            let mut put = |row: usize, k: usize, v: f64| out[row * n_cols + offset + k] = v as f32;
-            match step {
-                FeatureStep::Numeric {
-                    impute,
-                    mean,
-                    std,
-                    clip,
-                    missing_indicator,
-                    ..
-                } => {
-                    let values = numeric_values(column, rows.clone())?;
-                    for (row, &value) in values.iter().enumerate() {
-                        let mut x = value.unwrap_or(*impute);
-                        if let Some([lo, hi]) = clip {
-                            x = x.clamp(*lo, *hi);
-                        }
-                        put(row, 0, (x - mean) / std);
-                        if *missing_indicator {
-                            put(row, 1, f64::from(u8::from(value.is_none())));
-                        }
-                    }
-                }
-                FeatureStep::OneHot {
-                    categories,
-                    impute,
-                    other,
-                    ..
-                } => {
-                    let index: std::collections::HashMap<&str, usize> = categories
-                        .iter()
-                        .enumerate()
-                        .map(|(k, c)| (c.as_str(), k))
-                        .collect();
-                    let hot = column.values.map_text(rows.clone(), |label| {
-                        match index.get(label.unwrap_or(impute)) {
-                            Some(&k) => Some(k),
-                            None if *other => Some(categories.len()),
-                            None => None,
-                        }
-                    });
-                    for (row, k) in hot.into_iter().enumerate() {
-                        if let Some(k) = k {
-                            put(row, k, 1.0);
-                        }
-                    }
-                }
-                FeatureStep::Frequency {
-                    frequencies,
-                    impute,
-                    ..
-                } => {
-                    let index: std::collections::HashMap<&str, f64> =
-                        frequencies.iter().map(|(c, f)| (c.as_str(), *f)).collect();
-                    let shares = column.values.map_text(rows.clone(), |label| {
-                        index.get(label.unwrap_or(impute)).copied().unwrap_or(0.0)
-                    });
-                    for (row, share) in shares.into_iter().enumerate() {
-                        put(row, 0, share);
-                    }
-                }
-                FeatureStep::Date {
-                    impute,
-                    mean,
-                    std,
-                    time,
-                    missing_indicator,
-                    ..
-                } => {
-                    let dates = column
-                        .values
-                        .map_text(rows.clone(), |s| s.and_then(parse_datetime));
-                    for (row, parsed) in dates.into_iter().enumerate() {
-                        let days = parsed.unwrap_or(*impute);
-                        let parts = date_parts(days);
-                        put(row, 0, (days - mean) / std);
-                        for (k, v) in parts.iter().take(if *time { 6 } else { 4 }).enumerate() {
-                            put(row, 1 + k, *v);
-                        }
-                        if *missing_indicator {
-                            let k = 5 + 2 * usize::from(*time);
-                            put(row, k, f64::from(u8::from(parsed.is_none())));
-                        }
-                    }
-                }
-                FeatureStep::Text { buckets, .. } => {
-                    for (row, global) in rows.clone().enumerate() {
-                        if let Some(text) = column.values.label_ref(global) {
-                            for (k, v) in hashed_ngrams(&text, *buckets).into_iter().enumerate() {
-                                if v != 0.0 {
-                                    put(row, k, v);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            offset += step.width();
-        }
-        Ok(())
     }
 
     /// Encodes the target column for training: class index or standardised value.
@@ -506,6 +470,117 @@ impl FeatureTransform {
             TargetEncoding::Classes { .. } => 1.0,
         }
     }
+}
+
+/// Writes the features of rows `start..` (as many as `out` holds) into `out`, row-major.
+fn fill(
+    steps: &[(&FeatureStep, &RawColumn)],
+    start: usize,
+    out: &mut [f32],
+    n_cols: usize,
+) -> Result<()> {
+    let rows = start..start + out.len() / n_cols;
+    let mut offset = 0;
+    for &(step, column) in steps {
+        let mut put = |row: usize, k: usize, v: f64| out[row * n_cols + offset + k] = v as f32;
+        match step {
+            FeatureStep::Numeric {
+                impute,
+                mean,
+                std,
+                clip,
+                missing_indicator,
+                ..
+            } => {
+                let values = numeric_values(column, rows.clone())?;
+                for (row, &value) in values.iter().enumerate() {
+                    let mut x = value.unwrap_or(*impute);
+                    if let Some([lo, hi]) = clip {
+                        x = x.clamp(*lo, *hi);
+                    }
+                    put(row, 0, (x - mean) / std);
+                    if *missing_indicator {
+                        put(row, 1, f64::from(u8::from(value.is_none())));
+                    }
+                }
+            }
+            FeatureStep::OneHot {
+                categories,
+                impute,
+                other,
+                ..
+            } => {
+                let index: std::collections::HashMap<&str, usize> = categories
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| (c.as_str(), k))
+                    .collect();
+                let hot = column.values.map_text(rows.clone(), |label| {
+                    match index.get(label.unwrap_or(impute)) {
+                        Some(&k) => Some(k),
+                        None if *other => Some(categories.len()),
+                        None => None,
+                    }
+                });
+                for (row, k) in hot.into_iter().enumerate() {
+                    if let Some(k) = k {
+                        put(row, k, 1.0);
+                    }
+                }
+            }
+            FeatureStep::Frequency {
+                frequencies,
+                impute,
+                ..
+            } => {
+                let index: std::collections::HashMap<&str, f64> =
+                    frequencies.iter().map(|(c, f)| (c.as_str(), *f)).collect();
+                let shares = column.values.map_text(rows.clone(), |label| {
+                    index.get(label.unwrap_or(impute)).copied().unwrap_or(0.0)
+                });
+                for (row, share) in shares.into_iter().enumerate() {
+                    put(row, 0, share);
+                }
+            }
+            FeatureStep::Date {
+                impute,
+                mean,
+                std,
+                time,
+                missing_indicator,
+                ..
+            } => {
+                let dates = column
+                    .values
+                    .map_text(rows.clone(), |s| s.and_then(parse_datetime));
+                for (row, parsed) in dates.into_iter().enumerate() {
+                    let days = parsed.unwrap_or(*impute);
+                    let parts = date_parts(days);
+                    put(row, 0, (days - mean) / std);
+                    for (k, v) in parts.iter().take(if *time { 6 } else { 4 }).enumerate() {
+                        put(row, 1 + k, *v);
+                    }
+                    if *missing_indicator {
+                        let k = 5 + 2 * usize::from(*time);
+                        put(row, k, f64::from(u8::from(parsed.is_none())));
+                    }
+                }
+            }
+            FeatureStep::Text { buckets, .. } => {
+                for (row, global) in rows.clone().enumerate() {
+                    if let Some(text) = column.values.label_ref(global) {
+                        for (k, v) in hashed_ngrams(&text, *buckets).into_iter().enumerate() {
+                            if v != 0.0 {
+                                put(row, k, v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        offset += step.width();
+    }
+    Ok(())
 }
 
 /// Rows `rows` of `column` as numbers; text is parsed ([`parse_number`]), and text that is
@@ -769,6 +844,35 @@ mod tests {
         assert_eq!(m.row(1), &[0.5, 0.0, 1.0]);
         assert_eq!(m.row(2), &[0.0, 0.0, 0.0]);
         assert_eq!(t.feature_names(), vec!["a", "c=red", "c=blue"]);
+    }
+
+    #[test]
+    fn raw_numeric_and_the_other_encodings_split_the_inputs() {
+        let t = transform();
+        let rows = table(
+            ColumnValues::Text(vec![Some("3".into()), None, Some(" 1 ".into())]),
+            vec![Some("red"), None, Some("green")],
+        );
+        assert_eq!(t.numeric_columns(), vec!["a"]);
+        assert_eq!(t.non_numeric_feature_names(), vec!["c=red", "c=blue"]);
+        let raw = t.raw_numeric(&rows, AbsentColumns::Error).unwrap();
+        assert_eq!(raw[0], 3.0);
+        assert!(raw[1].is_nan());
+        assert_eq!(raw[2], 1.0);
+        let encoded = t.encode_non_numeric(&rows, AbsentColumns::Error).unwrap();
+        assert_eq!((encoded.n_rows, encoded.n_cols), (3, 2));
+        // The other steps' columns of the full transform, unchanged.
+        let full = t.transform(&rows).unwrap();
+        for r in 0..3 {
+            assert_eq!(encoded.row(r), &full.row(r)[1..]);
+        }
+        // An absent numeric column is all missing under Impute, an error otherwise.
+        let no_a = RawTable {
+            columns: vec![rows.columns[2].clone()],
+        };
+        assert!(t.raw_numeric(&no_a, AbsentColumns::Error).is_err());
+        let raw = t.raw_numeric(&no_a, AbsentColumns::Impute).unwrap();
+        assert!(raw.len() == 3 && raw.iter().all(|v| v.is_nan()));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use autodl_artifacts::table::Matrix;
-use autodl_deploy::OnnxRunner;
+use autodl_deploy::{InputRows, OnnxRunner};
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
@@ -30,22 +30,40 @@ fn main() {
         }
     };
     println!("load + optimise: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    let d = runner.n_features();
-    // Deterministic inputs in [-1, 1).
+    // Deterministic inputs in [-1, 1), rows for each of the model's inputs.
     let mut state = 1u64;
     let mut next = || {
         state = autodl_artifacts::context::splitmix64(state);
-        (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        (state >> 40) as f64 / (1u64 << 23) as f64 - 1.0
     };
-    let one = Matrix::new(1, d, (0..d).map(|_| next()).collect());
-    let big = Matrix::new(1024, d, (0..1024 * d).map(|_| next()).collect());
+    let mut rows = |n: usize| -> Vec<InputRows> {
+        runner
+            .inputs()
+            .iter()
+            .map(|i| {
+                let data: Vec<f64> = (0..n * i.width).map(|_| next()).collect();
+                if i.double {
+                    InputRows::Double {
+                        n_rows: n,
+                        n_cols: i.width,
+                        data,
+                    }
+                } else {
+                    let data = data.into_iter().map(|v| v as f32).collect();
+                    InputRows::Float(Matrix::new(n, i.width, data))
+                }
+            })
+            .collect()
+    };
+    let one = rows(1);
+    let big = rows(1024);
     for _ in 0..200 {
-        runner.run(&one).unwrap();
+        runner.run_inputs(&one).unwrap();
     }
     let mut lat: Vec<f64> = (0..5000)
         .map(|_| {
             let t = Instant::now();
-            runner.run(&one).unwrap();
+            runner.run_inputs(&one).unwrap();
             t.elapsed().as_secs_f64() * 1e6
         })
         .collect();
@@ -58,7 +76,7 @@ fn main() {
     let mut big_times: Vec<f64> = (0..50)
         .map(|_| {
             let t = Instant::now();
-            runner.run(&big).unwrap();
+            runner.run_inputs(&big).unwrap();
             t.elapsed().as_secs_f64()
         })
         .collect();

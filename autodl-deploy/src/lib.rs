@@ -1,10 +1,17 @@
 //! Deployment: ONNX export of an `ArchitectureSpec` with its weights, and inference with tract.
 //!
-//! In: the architecture, its `NetworkWeights` and what the output means. Out: a standard
-//! `.onnx` file (IR 8, opset 17) with a dynamic batch dimension, input `features`
-//! (`[batch, n_features]`, f32) and output `output` (`[batch, n_outputs]`: class probabilities,
-//! softmax included, or the standardised regression value), and the feature names and output
-//! meaning in `metadata_props`. [`OnnxRunner`] loads such a file with tract and runs it.
+//! In: the architecture, its `NetworkWeights`, what the output means and, optionally, the
+//! fitted transform. Out: a standard `.onnx` file (IR 8, opset 17) with a dynamic batch
+//! dimension and output `output` (`[batch, n_outputs]`: class probabilities, softmax included,
+//! or the standardised regression value, then a second output `value` in the target's units).
+//! Without a transform the input is `features` (`[batch, n_features]`, f32, the transform
+//! applied). With one, the graph applies the numeric steps itself: input `numeric`
+//! (`[batch, n_numeric]`, f64, the raw values with NaN for missing) is imputed, clipped,
+//! standardised and given its missing indicators inside the graph, so a user of any ONNX
+//! runtime gets correct predictions from raw numbers; the other columns' encodings arrive as
+//! input `encoded` (f32) and are described in `metadata_props` (`encodings`), with the inputs
+//! (`inputs`), the feature names and the output's meaning. [`OnnxRunner`] loads such a file
+//! with tract and runs it; [`Predictor`] feeds it from raw rows.
 //!
 //! The graph is built directly as an ONNX `ModelProto` (the protobuf types tract-onnx exposes)
 //! and encoded with prost; no burn model is needed, only the spec and the weights, so any
@@ -18,7 +25,7 @@
 //! use autodl_artifacts::export::OutputKind;
 //! use autodl_deploy::{ExportOptions, OnnxRunner, to_onnx};
 //! # let (spec, weights, x): (autodl_artifacts::arch::ArchitectureSpec, autodl_artifacts::model::NetworkWeights, autodl_artifacts::table::Matrix) = todo!();
-//! let opts = ExportOptions { feature_names: vec!["a".into()], output: OutputKind::StandardizedValue { mean: 0.0, std: 1.0 } };
+//! let opts = ExportOptions { feature_names: vec!["a".into()], output: OutputKind::StandardizedValue { mean: 0.0, std: 1.0 }, preprocess: None };
 //! let bytes = to_onnx(&spec, &weights, &opts).unwrap();
 //! let runner = OnnxRunner::from_bytes(&bytes).unwrap();
 //! let y = runner.run(&x).unwrap();
@@ -32,10 +39,13 @@ pub mod serve;
 
 pub use compress::{MIN_ELEMENTS, Quantized, quantize_weights};
 pub use onnx::{
-    ExportOptions, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, to_onnx, to_onnx_ensemble,
+    ENCODED_INPUT, ExportOptions, INPUT_NAME, IR_VERSION, NUMERIC_INPUT, OPSET, OUTPUT_NAME,
+    VALUE_OUTPUT, graph_inputs, to_onnx, to_onnx_ensemble,
 };
-pub use predictor::{Cell, InputColumn, InvalidInput, Prediction, Predictor, Probabilities};
-pub use runner::{OnnxRunner, max_abs_diff};
+pub use predictor::{
+    Cell, InputColumn, InvalidInput, Prediction, Predictor, Probabilities, input_rows,
+};
+pub use runner::{InputInfo, InputRows, OnnxRunner, max_abs_diff};
 pub use serve::{ServeConfig, Server};
 
 /// Errors of the deploy stage.

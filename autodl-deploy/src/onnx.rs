@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use autodl_artifacts::arch::{
     Activation, ArchitectureSpec, NORM_EPSILON, NodeId, Norm, Op, PoolKind, Shape, window,
 };
-use autodl_artifacts::export::OutputKind;
+use autodl_artifacts::export::{ElementType, GraphInput, OutputKind};
 use autodl_artifacts::model::{NetworkWeights, WeightTensor};
+use autodl_artifacts::transform::{FeatureStep, FeatureTransform};
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;
@@ -19,18 +20,62 @@ use crate::Result;
 pub const IR_VERSION: i64 = 8;
 /// Default-domain opset written.
 pub const OPSET: i64 = 17;
-/// Name of the graph input.
+/// Name of the network's input: the graph input when the graph holds the network alone, else
+/// the value the preprocessing hands the network.
 pub const INPUT_NAME: &str = "features";
+/// Name of the raw numeric input of a graph that preprocesses (f64, NaN for missing).
+pub const NUMERIC_INPUT: &str = "numeric";
+/// Name of the input holding the other columns' encodings in a graph that preprocesses.
+pub const ENCODED_INPUT: &str = "encoded";
 /// Name of the graph output.
 pub const OUTPUT_NAME: &str = "output";
+/// Name of the regression output in the target's units.
+pub const VALUE_OUTPUT: &str = "value";
 
 /// What the export records besides the network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportOptions {
     /// Input feature names, in column order (stored in `metadata_props`).
     pub feature_names: Vec<String>,
-    /// The output's meaning: probabilities (a softmax is appended) or a standardised value.
+    /// The output's meaning: probabilities (a softmax is appended) or a standardised value
+    /// (a second output, [`VALUE_OUTPUT`], then holds the value in the target's units).
     pub output: OutputKind,
+    /// When given, the graph applies this transform's numeric steps itself: it takes the raw
+    /// numeric columns ([`NUMERIC_INPUT`]) and the other steps' features ([`ENCODED_INPUT`],
+    /// described in `metadata_props` under `encodings`) instead of [`INPUT_NAME`].
+    pub preprocess: Option<FeatureTransform>,
+}
+
+/// The inputs of the graph [`to_onnx_ensemble`] writes with `opts`, in order.
+pub fn graph_inputs(opts: &ExportOptions) -> Vec<GraphInput> {
+    let Some(t) = &opts.preprocess else {
+        return vec![GraphInput {
+            name: INPUT_NAME.into(),
+            element_type: ElementType::Float,
+            columns: opts.feature_names.clone(),
+            description: "the transformed features (data/transform.json applied)".into(),
+        }];
+    };
+    let mut inputs = Vec::new();
+    let numeric = t.numeric_columns();
+    if !numeric.is_empty() {
+        inputs.push(GraphInput {
+            name: NUMERIC_INPUT.into(),
+            element_type: ElementType::Double,
+            columns: numeric,
+            description: "the numeric columns as they are, NaN where a value is missing; the graph imputes the training median, clips to the training bounds, standardises and adds the missing indicators".into(),
+        });
+    }
+    let encoded = t.non_numeric_feature_names();
+    if !encoded.is_empty() {
+        inputs.push(GraphInput {
+            name: ENCODED_INPUT.into(),
+            element_type: ElementType::Float,
+            columns: encoded,
+            description: "the categorical, date and text columns encoded as the metadata's 'encodings' say (one-hot, frequency, date parts, hashed n-grams); autodl's predict and serve do this".into(),
+        });
+    }
+    inputs
 }
 
 struct GraphBuilder {
@@ -88,7 +133,18 @@ fn int64_tensor_proto(name: &str, data: &[i64]) -> pb::TensorProto {
     }
 }
 
-fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
+/// A `[1, n]` f64 tensor: one value per column, broadcast over the batch.
+fn double_row_proto(name: &str, data: &[f64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![1, data.len() as i64],
+        data_type: DataType::Double as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, width: usize, element: ElementType) -> pb::ValueInfoProto {
     let dim = |value| Dimension {
         denotation: String::new(),
         value: Some(value),
@@ -98,7 +154,10 @@ fn value_info(name: &str, width: usize) -> pb::ValueInfoProto {
         r#type: Some(pb::TypeProto {
             denotation: String::new(),
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: DataType::Float as i32,
+                elem_type: match element {
+                    ElementType::Float => DataType::Float,
+                    ElementType::Double => DataType::Double,
+                } as i32,
                 shape: Some(pb::TensorShapeProto {
                     dim: vec![
                         dim(dimension::Value::DimParam("batch".into())),
@@ -186,6 +245,16 @@ pub fn to_onnx_ensemble(
         initializers: Vec::new(),
         constants: HashMap::new(),
     };
+    if let Some(t) = &opts.preprocess {
+        if t.n_features() != first.input_features {
+            return Err(crate::DeployError::Export(format!(
+                "the transform makes {} features, the network takes {}",
+                t.n_features(),
+                first.input_features
+            )));
+        }
+        emit_preprocessing(&mut b, t);
+    }
     let mut outputs = Vec::new();
     for (k, &(spec, weights)) in members.iter().enumerate() {
         if spec.input_features != first.input_features {
@@ -224,12 +293,163 @@ pub fn to_onnx_ensemble(
             b.node("Mean", OUTPUT_NAME, &refs, vec![]);
         }
     }
+    if let OutputKind::StandardizedValue { mean, std } = opts.output {
+        let std = b.constant(std as f32);
+        let mean = b.constant(mean as f32);
+        let scaled = b.node("Mul", "value_scaled", &[OUTPUT_NAME, &std], vec![]);
+        b.node("Add", VALUE_OUTPUT, &[&scaled, &mean], vec![]);
+    }
     let doc = members
         .iter()
         .map(|(spec, _)| spec.describe())
         .collect::<Vec<_>>()
         .join(" | ");
-    finish(b, first.input_features, output_width, doc, opts)
+    finish(b, output_width, doc, opts)
+}
+
+/// Adds the nodes that turn the raw numeric columns and the other steps' features into the
+/// network's features ([`INPUT_NAME`]), in the transform's order: missing (NaN) → training
+/// median, clip, `(x - mean) / std` in f64 as the transform computes it, then f32; missing
+/// indicators from the same NaN test; the parts concatenated and put in order by a `Gather`.
+fn emit_preprocessing(b: &mut GraphBuilder, t: &FeatureTransform) {
+    // Where each step's first feature sits among the network's features.
+    let mut at = 0;
+    let starts: Vec<usize> = t
+        .steps
+        .iter()
+        .map(|s| {
+            at += s.width();
+            at - s.width()
+        })
+        .collect();
+    // The values concatenated, and for each of their columns its network feature index.
+    let mut parts: Vec<String> = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
+    let numeric: Vec<(usize, &FeatureStep)> = t
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_numeric())
+        .collect();
+    if !numeric.is_empty() {
+        let (mut impute, mut lo, mut hi, mut mean, mut std) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let mut indicators: Vec<i64> = Vec::new();
+        for (j, &(_, step)) in numeric.iter().enumerate() {
+            if let FeatureStep::Numeric {
+                impute: m,
+                mean: mu,
+                std: sd,
+                clip,
+                missing_indicator,
+                ..
+            } = step
+            {
+                impute.push(*m);
+                let [l, h] = clip.unwrap_or([f64::NEG_INFINITY, f64::INFINITY]);
+                lo.push(l);
+                hi.push(h);
+                mean.push(*mu);
+                std.push(*sd);
+                if *missing_indicator {
+                    indicators.push(j as i64);
+                }
+            }
+        }
+        let mut constant = |name: &str, data: &[f64]| {
+            b.initializers.push(double_row_proto(name, data));
+            name.to_string()
+        };
+        let (impute, mean, std) = (
+            constant("pre_impute", &impute),
+            constant("pre_mean", &mean),
+            constant("pre_std", &std),
+        );
+        let clip = lo
+            .iter()
+            .chain(&hi)
+            .any(|v| v.is_finite())
+            .then(|| (constant("pre_clip_low", &lo), constant("pre_clip_high", &hi)));
+        // NaN is the one value unequal to itself (tract infers IsNaN's output type wrongly).
+        let present = b.node(
+            "Equal",
+            "pre_present",
+            &[NUMERIC_INPUT, NUMERIC_INPUT],
+            vec![],
+        );
+        let missing = b.node("Not", "pre_missing", &[&present], vec![]);
+        let mut x = b.node(
+            "Where",
+            "pre_imputed",
+            &[&missing, &impute, NUMERIC_INPUT],
+            vec![],
+        );
+        if let Some((lo, hi)) = clip {
+            x = b.node("Max", "pre_clip_above", &[&x, &lo], vec![]);
+            x = b.node("Min", "pre_clipped", &[&x, &hi], vec![]);
+        }
+        let centred = b.node("Sub", "pre_centred", &[&x, &mean], vec![]);
+        let z = b.node("Div", "pre_standardised", &[&centred, &std], vec![]);
+        let float = DataType::Float as i64;
+        parts.push(b.node("Cast", "pre_numeric", &[&z], vec![attr_int("to", float)]));
+        order.extend(numeric.iter().map(|&(i, _)| starts[i]));
+        if !indicators.is_empty() {
+            let flags = b.node(
+                "Cast",
+                "pre_missing_f32",
+                &[&missing],
+                vec![attr_int("to", float)],
+            );
+            b.initializers
+                .push(int64_tensor_proto("pre_indicator_columns", &indicators));
+            parts.push(b.node(
+                "Gather",
+                "pre_indicators",
+                &[&flags, "pre_indicator_columns"],
+                vec![attr_int("axis", 1)],
+            ));
+            order.extend(
+                indicators
+                    .iter()
+                    .map(|&j| starts[numeric[j as usize].0] + 1),
+            );
+        }
+    }
+    let encoded: Vec<usize> = t
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_numeric())
+        .flat_map(|(i, s)| starts[i]..starts[i] + s.width())
+        .collect();
+    if !encoded.is_empty() {
+        parts.push(ENCODED_INPUT.into());
+        order.extend(encoded);
+    }
+    let joined = match parts.as_slice() {
+        [one] => one.clone(),
+        many => {
+            let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+            b.node("Concat", "pre_joined", &refs, vec![attr_int("axis", 1)])
+        }
+    };
+    // Network feature k is column `take[k]` of the concatenation.
+    let mut take = vec![0i64; order.len()];
+    for (column, &feature) in order.iter().enumerate() {
+        take[feature] = column as i64;
+    }
+    if take.iter().enumerate().all(|(k, &c)| c == k as i64) {
+        b.node("Identity", INPUT_NAME, &[&joined], vec![]);
+    } else {
+        b.initializers
+            .push(int64_tensor_proto("pre_feature_order", &take));
+        b.node(
+            "Gather",
+            INPUT_NAME,
+            &[&joined, "pre_feature_order"],
+            vec![attr_int("axis", 1)],
+        );
+    }
 }
 
 /// Adds one network's nodes; returns the name of its output value (logits or values).
@@ -392,7 +612,6 @@ fn emit_network(
 /// Wraps the graph in a model with its input, output and metadata, and encodes it.
 fn finish(
     b: GraphBuilder,
-    input_features: usize,
     output_width: usize,
     doc: String,
     opts: &ExportOptions,
@@ -414,13 +633,35 @@ fn finish(
             node: b.nodes,
             name: "autodl".into(),
             initializer: b.initializers,
-            input: vec![value_info(INPUT_NAME, input_features)],
-            output: vec![value_info(OUTPUT_NAME, output_width)],
+            input: graph_inputs(opts)
+                .iter()
+                .map(|i| value_info(&i.name, i.columns.len(), i.element_type))
+                .collect(),
+            output: std::iter::once(value_info(OUTPUT_NAME, output_width, ElementType::Float))
+                .chain(
+                    matches!(opts.output, OutputKind::StandardizedValue { .. })
+                        .then(|| value_info(VALUE_OUTPUT, 1, ElementType::Float)),
+                )
+                .collect(),
             ..Default::default()
         }),
         metadata_props: vec![
-            meta("input_name", INPUT_NAME.into()),
+            meta(
+                "inputs",
+                serde_json::to_string(&graph_inputs(opts)).expect("plain data serialises"),
+            ),
             meta("output_name", OUTPUT_NAME.into()),
+            meta(
+                "encodings",
+                serde_json::to_string(
+                    &opts
+                        .preprocess
+                        .iter()
+                        .flat_map(|t| t.steps.iter().filter(|s| !s.is_numeric()))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("plain data serialises"),
+            ),
             meta(
                 "feature_names",
                 serde_json::to_string(&opts.feature_names).expect("strings serialise"),

@@ -8,10 +8,10 @@ use autodl_artifacts::io::read_json;
 use autodl_artifacts::profile::ColumnKind;
 use autodl_artifacts::run::paths;
 use autodl_artifacts::table::{ColumnValues, Matrix, RawColumn, RawTable, argmax, format_number};
-use autodl_artifacts::transform::{FeatureStep, FeatureTransform, parse_number};
+use autodl_artifacts::transform::{AbsentColumns, FeatureStep, FeatureTransform, parse_number};
 use serde::Serialize;
 
-use crate::{DeployError, OnnxRunner, Result};
+use crate::{DeployError, InputRows, OnnxRunner, Result};
 
 /// One prediction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,11 +98,26 @@ impl Predictor {
         runner: OnnxRunner,
         exported: ExportedModel,
     ) -> Result<Predictor> {
-        if runner.n_features() != transform.n_features() {
-            return Err(DeployError::Shape {
-                expected: runner.n_features(),
-                found: transform.n_features(),
-            });
+        for input in runner.inputs() {
+            let width = match input.name.as_str() {
+                crate::INPUT_NAME => transform.n_features(),
+                crate::NUMERIC_INPUT => transform.numeric_columns().len(),
+                crate::ENCODED_INPUT => transform.non_numeric_feature_names().len(),
+                other => {
+                    return Err(DeployError::Runtime(format!(
+                        "the model's input '{other}' is none autodl makes ({}, {} or {})",
+                        crate::INPUT_NAME,
+                        crate::NUMERIC_INPUT,
+                        crate::ENCODED_INPUT
+                    )));
+                }
+            };
+            if width != input.width {
+                return Err(DeployError::Shape {
+                    expected: input.width,
+                    found: width,
+                });
+            }
         }
         let mut inputs: Vec<InputColumn> = Vec::new();
         for step in &transform.steps {
@@ -218,18 +233,20 @@ impl Predictor {
 
     /// The model's outputs for the rows of `table` (probabilities, or the standardised value).
     pub fn outputs(&self, table: &RawTable) -> Result<Matrix> {
-        let x = self.transform.transform(table)?;
-        self.runner.run(&x)
+        self.runner.run_inputs(&self.graph_inputs(table)?)
     }
 
-    /// The model's features for the rows of `table` (the transform applied).
-    pub fn features(&self, table: &RawTable) -> Result<Matrix> {
-        Ok(self.transform.transform(table)?)
+    /// What the graph takes for the rows of `table`, one block per graph input: the transform
+    /// applied (`features`), or the raw numeric columns (`numeric`) and the other columns'
+    /// encodings (`encoded`) of a graph that preprocesses numbers itself.
+    pub fn graph_inputs(&self, table: &RawTable) -> Result<Vec<InputRows>> {
+        input_rows(self.runner.inputs(), &self.transform, table)
     }
 
-    /// Runs the network on already transformed features.
-    pub fn run_features(&self, x: &Matrix) -> Result<Matrix> {
-        self.runner.run(x)
+    /// Runs the graph on blocks made by [`Predictor::graph_inputs`] (possibly of several
+    /// tables, appended).
+    pub fn run_inputs(&self, inputs: &[InputRows]) -> Result<Matrix> {
+        self.runner.run_inputs(inputs)
     }
 
     /// Reads the outputs of row `i` as a prediction.
@@ -248,4 +265,30 @@ impl Predictor {
             },
         }
     }
+}
+
+/// The blocks a graph with `inputs` takes for the rows of `table` under `transform`: the
+/// transform applied for `features`; the raw numeric columns for `numeric` and the other
+/// columns' encodings for `encoded` (a graph that preprocesses numbers itself).
+pub fn input_rows(
+    inputs: &[crate::InputInfo],
+    transform: &FeatureTransform,
+    table: &RawTable,
+) -> Result<Vec<InputRows>> {
+    inputs
+        .iter()
+        .map(|input| {
+            Ok(match input.name.as_str() {
+                crate::NUMERIC_INPUT => InputRows::Double {
+                    n_rows: table.n_rows(),
+                    n_cols: input.width,
+                    data: transform.raw_numeric(table, AbsentColumns::Error)?,
+                },
+                crate::ENCODED_INPUT => {
+                    InputRows::Float(transform.encode_non_numeric(table, AbsentColumns::Error)?)
+                }
+                _ => InputRows::Float(transform.transform(table)?),
+            })
+        })
+        .collect()
 }

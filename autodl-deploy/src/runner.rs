@@ -11,6 +11,100 @@ use crate::{DeployError, Result};
 
 type Runnable = Arc<TypedRunnableModel>;
 
+/// One input of a loaded model: `[batch, width]` of f32 or f64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputInfo {
+    /// Name in the graph.
+    pub name: String,
+    /// Whether the input is f64 (else f32).
+    pub double: bool,
+    /// Columns per row.
+    pub width: usize,
+}
+
+/// Rows for one graph input, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputRows {
+    /// f32 values.
+    Float(Matrix),
+    /// f64 values.
+    Double {
+        /// Rows.
+        n_rows: usize,
+        /// Columns per row.
+        n_cols: usize,
+        /// `n_rows × n_cols` values.
+        data: Vec<f64>,
+    },
+}
+
+impl InputRows {
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        match self {
+            InputRows::Float(m) => m.n_rows,
+            InputRows::Double { n_rows, .. } => *n_rows,
+        }
+    }
+
+    /// Columns per row.
+    pub fn n_cols(&self) -> usize {
+        match self {
+            InputRows::Float(m) => m.n_cols,
+            InputRows::Double { n_cols, .. } => *n_cols,
+        }
+    }
+
+    /// Rows `rows` as a new block.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> InputRows {
+        let w = self.n_cols();
+        match self {
+            InputRows::Float(m) => InputRows::Float(Matrix::new(
+                rows.len(),
+                w,
+                m.data[rows.start * w..rows.end * w].to_vec(),
+            )),
+            InputRows::Double { data, .. } => InputRows::Double {
+                n_rows: rows.len(),
+                n_cols: w,
+                data: data[rows.start * w..rows.end * w].to_vec(),
+            },
+        }
+    }
+
+    /// Appends the rows of `other` (same kind and width; checked by the caller's model run).
+    pub fn extend(&mut self, other: &InputRows) {
+        match (self, other) {
+            (InputRows::Float(m), InputRows::Float(o)) => {
+                m.data.extend_from_slice(&o.data);
+                m.n_rows += o.n_rows;
+            }
+            (
+                InputRows::Double { n_rows, data, .. },
+                InputRows::Double {
+                    n_rows: k, data: d, ..
+                },
+            ) => {
+                data.extend_from_slice(d);
+                *n_rows += k;
+            }
+            _ => panic!("InputRows::extend with a block of another element type"),
+        }
+    }
+
+    fn tensor(&self) -> Result<Tensor> {
+        match self {
+            InputRows::Float(m) => Tensor::from_shape(&[m.n_rows, m.n_cols], &m.data),
+            InputRows::Double {
+                n_rows,
+                n_cols,
+                data,
+            } => Tensor::from_shape(&[*n_rows, *n_cols], data),
+        }
+        .map_err(runtime)
+    }
+}
+
 /// An ONNX model loaded and optimised by tract, ready to run on any batch size.
 ///
 /// Two plans are kept: one for any batch size (the batch dimension symbolic), and one
@@ -20,45 +114,66 @@ type Runnable = Arc<TypedRunnableModel>;
 pub struct OnnxRunner {
     model: Runnable,
     single: Runnable,
-    n_features: usize,
+    inputs: Vec<InputInfo>,
 }
 
 impl std::fmt::Debug for OnnxRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnnxRunner")
-            .field("n_features", &self.n_features)
+            .field("inputs", &self.inputs)
             .finish_non_exhaustive()
     }
 }
 
 fn runtime(e: impl std::fmt::Display) -> DeployError {
-    DeployError::Runtime(e.to_string())
+    DeployError::Runtime(format!("{e:#}"))
 }
 
 impl OnnxRunner {
-    /// Loads a model from ONNX bytes.
+    /// Loads a model from ONNX bytes. Every input must be `[batch, fixed width]` of f32 or f64.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let inference = tract_onnx::onnx()
+        let mut inference = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(bytes))
             .map_err(runtime)?;
         let typed = inference.clone().into_optimized().map_err(runtime)?;
-        let fact = typed.input_fact(0).map_err(runtime)?;
-        let n_features = (fact.shape.len() == 2)
-            .then(|| fact.shape[1].to_usize().ok())
-            .flatten()
-            .ok_or_else(|| {
-                DeployError::Runtime("the input is not [batch, fixed features]".into())
+        let mut inputs = Vec::new();
+        for (k, outlet) in typed.input_outlets().map_err(runtime)?.iter().enumerate() {
+            let fact = typed.input_fact(k).map_err(runtime)?;
+            let name = typed.node(outlet.node).name.clone();
+            let width = (fact.shape.len() == 2)
+                .then(|| fact.shape[1].to_usize().ok())
+                .flatten();
+            let double = match fact.datum_type {
+                DatumType::F32 => false,
+                DatumType::F64 => true,
+                _ => None.ok_or_else(|| {
+                    DeployError::Runtime(format!("input '{name}' is neither f32 nor f64"))
+                })?,
+            };
+            let width = width.ok_or_else(|| {
+                DeployError::Runtime(format!("input '{name}' is not [batch, fixed width]"))
             })?;
+            let fact = if double {
+                f64::fact([1, width])
+            } else {
+                f32::fact([1, width])
+            };
+            inference = inference.with_input_fact(k, fact.into()).map_err(runtime)?;
+            inputs.push(InputInfo {
+                name,
+                double,
+                width,
+            });
+        }
         let model = typed.into_runnable().map_err(runtime)?;
         let single = inference
-            .with_input_fact(0, f32::fact([1, n_features]).into())
-            .and_then(|m| m.into_optimized())
+            .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(runtime)?;
         Ok(OnnxRunner {
             model,
             single,
-            n_features,
+            inputs,
         })
     }
 
@@ -69,34 +184,98 @@ impl OnnxRunner {
         Self::from_bytes(&bytes)
     }
 
-    /// Features the model takes.
-    pub fn n_features(&self) -> usize {
-        self.n_features
+    /// The model's inputs, in order.
+    pub fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
     }
 
-    /// Runs the model on every row of `x`.
+    /// Features the model takes, for a model with one f32 input (the network alone).
+    pub fn n_features(&self) -> usize {
+        self.inputs.iter().map(|i| i.width).sum()
+    }
+
+    /// Runs a model with one f32 input on every row of `x`.
     pub fn run(&self, x: &Matrix) -> Result<Matrix> {
-        if x.n_cols != self.n_features {
-            return Err(DeployError::Shape {
-                expected: self.n_features,
-                found: x.n_cols,
-            });
+        if self.inputs.len() != 1 || self.inputs[0].double {
+            return Err(DeployError::Runtime(format!(
+                "the model takes {} inputs ({}); give each its rows",
+                self.inputs.len(),
+                self.input_names()
+            )));
         }
-        let input = Tensor::from_shape(&[x.n_rows, x.n_cols], &x.data).map_err(runtime)?;
-        let plan = if x.n_rows == 1 {
+        self.run_tensors(
+            x.n_rows,
+            &[(x.n_cols, || {
+                Tensor::from_shape(&[x.n_rows, x.n_cols], &x.data).map_err(runtime)
+            })],
+        )
+    }
+
+    /// Runs the model on one block of rows per input, in [`OnnxRunner::inputs`] order.
+    pub fn run_inputs(&self, inputs: &[InputRows]) -> Result<Matrix> {
+        if inputs.len() != self.inputs.len() {
+            return Err(DeployError::Runtime(format!(
+                "the model takes {} inputs ({}), {} given",
+                self.inputs.len(),
+                self.input_names(),
+                inputs.len()
+            )));
+        }
+        let n_rows = inputs.first().map_or(0, InputRows::n_rows);
+        for (given, info) in inputs.iter().zip(&self.inputs) {
+            if matches!(given, InputRows::Double { .. }) != info.double {
+                return Err(DeployError::Runtime(format!(
+                    "input '{}' takes {}",
+                    info.name,
+                    if info.double { "f64" } else { "f32" }
+                )));
+            }
+            if given.n_rows() != n_rows {
+                return Err(DeployError::Runtime(format!(
+                    "input '{}' has {} rows, the first input {n_rows}",
+                    info.name,
+                    given.n_rows()
+                )));
+            }
+        }
+        let blocks: Vec<_> = inputs.iter().map(|i| (i.n_cols(), || i.tensor())).collect();
+        self.run_tensors(n_rows, &blocks)
+    }
+
+    fn input_names(&self) -> String {
+        self.inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Checks each block's width, makes its tensor and runs the plan for `n_rows` rows.
+    fn run_tensors(
+        &self,
+        n_rows: usize,
+        blocks: &[(usize, impl Fn() -> Result<Tensor>)],
+    ) -> Result<Matrix> {
+        let mut tensors = TVec::new();
+        for ((width, tensor), info) in blocks.iter().zip(&self.inputs) {
+            if *width != info.width {
+                return Err(DeployError::Shape {
+                    expected: info.width,
+                    found: *width,
+                });
+            }
+            tensors.push(tensor()?.into());
+        }
+        let plan = if n_rows == 1 {
             &self.single
         } else {
             &self.model
         };
-        let outputs = plan.run(tvec!(input.into())).map_err(runtime)?;
+        let outputs = plan.run(tensors).map_err(runtime)?;
         let view = outputs[0].to_plain_array_view::<f32>().map_err(runtime)?;
         let shape = view.shape().to_vec();
         let n_cols = shape.get(1).copied().unwrap_or(1);
-        Ok(Matrix::new(
-            x.n_rows,
-            n_cols,
-            view.iter().copied().collect(),
-        ))
+        Ok(Matrix::new(n_rows, n_cols, view.iter().copied().collect()))
     }
 }
 

@@ -28,7 +28,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use autodl_artifacts::table::{Matrix, RawTable};
+use autodl_artifacts::table::RawTable;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -39,7 +39,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::predictor::{Cell, Prediction, Predictor};
-use crate::{DeployError, Result};
+use crate::{DeployError, InputRows, Result};
 
 /// Strings read as missing in CSV bodies, besides the empty field (as in training files).
 const NULL_SPELLINGS: [&str; 6] = ["", "NA", "N/A", "NaN", "null", "NULL"];
@@ -547,34 +547,37 @@ fn work(jobs: &Mutex<Receiver<Job>>, predictor: &Predictor, metrics: &Metrics, m
         };
         // Each request's rows through the transform (its own errors stay its own), then one
         // network run for all of them.
-        let mut ready: Vec<(Job, Matrix)> = Vec::with_capacity(batch.len());
+        let mut ready: Vec<(Job, usize)> = Vec::with_capacity(batch.len());
+        let mut inputs: Option<Vec<InputRows>> = None;
         for job in batch {
-            match predictor.features(&job.table) {
-                Ok(x) => ready.push((job, x)),
+            match predictor.graph_inputs(&job.table) {
+                Ok(blocks) => {
+                    let n = blocks.first().map_or(0, InputRows::n_rows);
+                    match &mut inputs {
+                        None => inputs = Some(blocks),
+                        Some(all) => all.iter_mut().zip(&blocks).for_each(|(a, b)| a.extend(b)),
+                    }
+                    ready.push((job, n));
+                }
                 Err(e) => {
                     let _ = job.reply.send(Err(e.to_string()));
                 }
             }
         }
-        if ready.is_empty() {
+        let Some(inputs) = inputs else {
             continue;
-        }
-        let n_cols = ready[0].1.n_cols;
-        let rows: usize = ready.iter().map(|(_, x)| x.n_rows).sum();
-        let mut data = Vec::with_capacity(rows * n_cols);
-        for (_, x) in &ready {
-            data.extend_from_slice(&x.data);
-        }
+        };
+        let rows: usize = ready.iter().map(|(_, n)| n).sum();
         metrics.batches.observe(rows as f64);
-        match predictor.run_features(&Matrix::new(rows, n_cols, data)) {
+        match predictor.run_inputs(&inputs) {
             Ok(outputs) => {
                 metrics.rows.fetch_add(rows as u64, Ordering::Relaxed);
                 let mut at = 0;
-                for (job, x) in ready {
-                    let predictions = (at..at + x.n_rows)
+                for (job, n) in ready {
+                    let predictions = (at..at + n)
                         .map(|i| predictor.prediction(&outputs, i))
                         .collect();
-                    at += x.n_rows;
+                    at += n;
                     let _ = job.reply.send(Ok(predictions));
                 }
             }
@@ -601,8 +604,9 @@ fn metadata_of(predictor: &Predictor) -> Value {
             "sha256": e.onnx_sha256,
             "ir_version": e.ir_version,
             "opset": e.opset,
-            "input": e.input_name,
+            "inputs": e.inputs,
             "output": e.output_name,
+            "value_output": e.value_output_name,
         },
         "policy": {
             "missing_values": "null, an empty field, NA, N/A, NaN or null (CSV): imputed as in training",

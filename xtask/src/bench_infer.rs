@@ -9,6 +9,7 @@ use autodl_artifacts::arch::InputShape;
 use autodl_artifacts::context::RunContext;
 use autodl_artifacts::export::OutputKind;
 use autodl_artifacts::table::{Matrix, SplitData, Task};
+use autodl_deploy::InputRows;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -64,27 +65,34 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[lo] + (h - lo as f64) * (v[hi] - v[lo])
 }
 
-/// tract's side, with onnxruntime's protocol (`scripts/bench_infer.py`).
-fn measure_tract(onnx: &Path, x: &Matrix, singles: usize, batches: usize) -> Result<Speed> {
+/// tract's side, with onnxruntime's protocol (`scripts/bench_infer.py`): `inputs` holds the
+/// rows of each graph input.
+fn measure_tract(
+    onnx: &Path,
+    inputs: &[InputRows],
+    singles: usize,
+    batches: usize,
+) -> Result<Speed> {
     let runner = autodl_deploy::OnnxRunner::load(onnx)?;
-    let rows: Vec<Matrix> = (0..x.n_rows)
-        .map(|i| Matrix::new(1, x.n_cols, x.row(i).to_vec()))
+    let n = inputs[0].n_rows();
+    let rows: Vec<Vec<InputRows>> = (0..n)
+        .map(|i| inputs.iter().map(|b| b.rows(i..i + 1)).collect())
         .collect();
     for i in 0..50 {
-        runner.run(&rows[i % rows.len()])?;
+        runner.run_inputs(&rows[i % rows.len()])?;
     }
     let mut times = Vec::with_capacity(singles);
     for i in 0..singles {
         let row = &rows[i % rows.len()];
         let t = Instant::now();
-        runner.run(row)?;
+        runner.run_inputs(row)?;
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    let block = Matrix::new(1024, x.n_cols, x.data[..1024 * x.n_cols].to_vec());
-    runner.run(&block)?;
+    let block: Vec<InputRows> = inputs.iter().map(|b| b.rows(0..1024)).collect();
+    runner.run_inputs(&block)?;
     let t = Instant::now();
     for _ in 0..batches {
-        runner.run(&block)?;
+        runner.run_inputs(&block)?;
     }
     let elapsed = t.elapsed().as_secs_f64();
     Ok(Speed {
@@ -152,6 +160,7 @@ fn default_models(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
             output: OutputKind::Probabilities {
                 labels: (0..10).map(|k| k.to_string()).collect(),
             },
+            preprocess: None,
         };
         let path = dir.join(format!("{name}.onnx"));
         std::fs::write(&path, autodl_deploy::to_onnx(&spec, &weights, &opts)?)?;
@@ -191,42 +200,70 @@ pub fn infer(args: &InferBenchArgs) -> Result<()> {
     };
     let mut results = Vec::new();
     for (name, onnx) in &models {
-        let n_features = autodl_deploy::OnnxRunner::load(onnx)?.n_features();
-        // 4,096 standard-normal rows (Box–Muller), written for the Python side too.
+        let graph_inputs = autodl_deploy::OnnxRunner::load(onnx)?.inputs().to_vec();
+        let n_features = graph_inputs.iter().map(|i| i.width).sum();
+        // 4,096 standard-normal rows per input (Box–Muller), written for the Python side too
+        // (little-endian, one file per input, passed as NAME:TYPE:WIDTH:PATH).
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let data: Vec<f32> = (0..4096 * n_features)
-            .map(|_| {
-                let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-                ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-            })
-            .collect();
-        let x = Matrix::new(4096, n_features, data);
         std::fs::create_dir_all(&work)?;
-        let inputs = work.join(format!("{name}.inputs.f32"));
-        std::fs::write(
-            &inputs,
-            x.data
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>(),
-        )?;
+        let mut inputs = Vec::new();
+        let mut specs = Vec::new();
+        for info in &graph_inputs {
+            let data: Vec<f64> = (0..4096 * info.width)
+                .map(|_| {
+                    let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+                    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+                })
+                .collect();
+            let (block, bytes, kind) = if info.double {
+                let bytes = data
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<u8>>();
+                let block = InputRows::Double {
+                    n_rows: 4096,
+                    n_cols: info.width,
+                    data,
+                };
+                (block, bytes, "f64")
+            } else {
+                let data: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+                let bytes = data
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<u8>>();
+                (
+                    InputRows::Float(Matrix::new(4096, info.width, data)),
+                    bytes,
+                    "f32",
+                )
+            };
+            let path = work.join(format!("{name}.{}.{kind}", info.name));
+            std::fs::write(&path, bytes)?;
+            specs.push(format!(
+                "{}:{kind}:{}:{}",
+                info.name,
+                info.width,
+                path.display()
+            ));
+            inputs.push(block);
+        }
         let (mut tract, mut ort) = (Vec::new(), Vec::new());
         for r in 0..args.repeats {
             // Alternate which side goes first.
             for side in if r % 2 == 0 { [0, 1] } else { [1, 0] } {
                 if side == 0 {
-                    tract.push(measure_tract(onnx, &x, args.singles, args.batches)?);
+                    tract.push(measure_tract(onnx, &inputs, args.singles, args.batches)?);
                 } else {
                     let o = Command::new(&python)
                         .arg(crate::bench::repo_path("scripts/bench_infer.py"))
                         .arg(onnx)
-                        .arg(&inputs)
                         .args([
-                            n_features.to_string(),
                             args.threads.to_string(),
                             args.singles.to_string(),
                             args.batches.to_string(),
                         ])
+                        .args(&specs)
                         .env("OMP_NUM_THREADS", args.threads.to_string())
                         .output()
                         .context("running scripts/bench_infer.py")?;

@@ -63,6 +63,8 @@ struct Soak {
 #[derive(Debug, Serialize)]
 struct ServeBenchReport {
     run: String,
+    /// Largest difference of the two servers' predictions of the same test rows.
+    predictions_max_diff: f64,
     autodl: Vec<Level>,
     fastapi: Vec<Level>,
     best_autodl_rps: f64,
@@ -288,6 +290,65 @@ fn bodies(table: &RawTable) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The predictions a server answers for every row of `bodies` (one request each, on one
+/// connection closed after each answer), as JSON values.
+fn predictions(addr: &str, bodies: &[Vec<u8>]) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let mut s = TcpStream::connect(addr)?;
+        write!(
+            s,
+            "POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )?;
+        s.write_all(body)?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, json) = text
+            .split_once("\r\n\r\n")
+            .context("an HTTP answer without a body")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            bail!("{addr} answered {head}: {json}");
+        }
+        let v: serde_json::Value = serde_json::from_str(json)?;
+        out.push(v["predictions"][0].clone());
+    }
+    Ok(out)
+}
+
+/// Largest difference between two servers' predictions of the same rows (probabilities or
+/// values); infinite where labels differ or a prediction is absent.
+fn largest_difference(a: &[serde_json::Value], b: &[serde_json::Value]) -> f64 {
+    let mut worst = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        let d = if let (Some(p), Some(q)) = (
+            x["probabilities"].as_object(),
+            y["probabilities"].as_object(),
+        ) {
+            if x["label"] != y["label"] || p.len() != q.len() {
+                f64::INFINITY
+            } else {
+                p.iter()
+                    .map(
+                        |(k, v)| match (v.as_f64(), q.get(k).and_then(|w| w.as_f64())) {
+                            (Some(v), Some(w)) => (v - w).abs(),
+                            _ => f64::INFINITY,
+                        },
+                    )
+                    .fold(0.0, f64::max)
+            }
+        } else {
+            match (x["value"].as_f64(), y["value"].as_f64()) {
+                (Some(v), Some(w)) => (v - w).abs() / v.abs().max(1.0),
+                _ => f64::INFINITY,
+            }
+        };
+        worst = worst.max(d);
+    }
+    worst
+}
+
 /// 60 seconds (by default) of valid and malformed requests against autodl's server.
 fn soak(run: &Path, valid: &[Vec<u8>], secs: f64, concurrency: usize) -> Result<Soak> {
     let (child, addr) = start_autodl(run, &["--max-body-bytes", "65536"])?;
@@ -443,6 +504,24 @@ pub fn serve(args: &ServeBenchArgs) -> Result<()> {
     };
     let raw = autodl_data::read_table(&run.join(paths::TEST_RAW))?;
     let valid = bodies(&raw);
+    // Both serve the same model: their predictions of the first rows agree.
+    let check = &valid[..valid.len().min(100)];
+    let (child, addr) = start_autodl(&run, &[])?;
+    let a = predictions(&addr, check);
+    stop(child);
+    let (child, addr) = start_fastapi(&python, &run)?;
+    let b = predictions(&addr, check);
+    stop(child);
+    let agreement = largest_difference(&a?, &b?);
+    eprintln!(
+        "both servers' predictions of {} test rows agree to {agreement:.2e} (probabilities; values relative to max(1, |value|))",
+        check.len()
+    );
+    if agreement.is_nan() || agreement > 1e-4 {
+        bail!(
+            "the servers disagree on the same rows by {agreement:e}; the comparison would not be like for like"
+        );
+    }
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for &c in &args.concurrency {
         // Each level against each server, freshly started, the order alternating.
@@ -526,6 +605,7 @@ pub fn serve(args: &ServeBenchArgs) -> Result<()> {
         best_autodl_rps: best_ours,
         best_fastapi_rps: best_theirs,
         ratio: best_ours / best_theirs,
+        predictions_max_diff: agreement,
         soak,
     };
     autodl_artifacts::io::write_json(&args.out, &report)?;

@@ -726,20 +726,24 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             std: *std,
         },
     };
+    // The graph imputes, clips and standardises the numeric columns itself: it takes them raw.
     let opts = autodl_deploy::ExportOptions {
         feature_names: data.feature_names.clone(),
         output: output.clone(),
+        preprocess: Some(transform.clone()),
     };
     let bytes = autodl_deploy::to_onnx_ensemble(&ensemble_members, &opts)?;
     autodl_artifacts::io::write_atomic(&run_dir.join(paths::ONNX), &bytes)?;
     record(&run_dir, paths::ONNX, "onnx", &mut artifacts)?;
     let runner = autodl_deploy::OnnxRunner::load(&run_dir.join(paths::ONNX))?;
-    let tract_test = runner.run(&data.test.x)?;
+    // From the raw test rows, so that the comparison covers the preprocessing in the graph.
+    let test_inputs = autodl_deploy::input_rows(runner.inputs(), transform, &prepared.raw_test)?;
+    let tract_test = runner.run_inputs(&test_inputs)?;
     let diff = autodl_deploy::max_abs_diff(&tract_test, &burn_test);
     let parity = ParityCheck {
         runtime: "tract".into(),
         reference: "burn".into(),
-        rows_from: "test split".into(),
+        rows_from: "test split (raw rows into the graph, transformed rows into burn)".into(),
         rows: data.test.x.n_rows,
         max_abs_diff: diff,
         tolerance: PARITY_TOLERANCE,
@@ -749,6 +753,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         &run_dir,
         &bytes,
         (&runner, &tract_test),
+        &test_inputs,
         data,
         target_scale,
         &mut artifacts,
@@ -759,8 +764,10 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         onnx_sha256: sha256_file(&run_dir.join(paths::ONNX))?,
         ir_version: autodl_deploy::IR_VERSION,
         opset: autodl_deploy::OPSET,
-        input_name: autodl_deploy::INPUT_NAME.into(),
+        inputs: autodl_deploy::graph_inputs(&opts),
         output_name: autodl_deploy::OUTPUT_NAME.into(),
+        value_output_name: matches!(output, OutputKind::StandardizedValue { .. })
+            .then(|| autodl_deploy::VALUE_OUTPUT.into()),
         feature_names: data.feature_names.clone(),
         output,
         parity: parity.clone(),
@@ -930,18 +937,22 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     Ok(run_dir)
 }
 
-/// Median single-row latency of `runner` over (up to 200 of) the rows of `x`, in µs.
-fn single_row_latency_us(runner: &autodl_deploy::OnnxRunner, x: &Matrix) -> Result<f64> {
-    let rows: Vec<Matrix> = (0..x.n_rows.min(200))
-        .map(|i| Matrix::new(1, x.n_cols, x.row(i).to_vec()))
+/// Median single-row latency of `runner` over (up to 200 of) the rows of `inputs`, in µs.
+fn single_row_latency_us(
+    runner: &autodl_deploy::OnnxRunner,
+    inputs: &[autodl_deploy::InputRows],
+) -> Result<f64> {
+    let n = inputs.first().map_or(0, autodl_deploy::InputRows::n_rows);
+    let rows: Vec<Vec<autodl_deploy::InputRows>> = (0..n.min(200))
+        .map(|i| inputs.iter().map(|b| b.rows(i..i + 1)).collect())
         .collect();
     for row in rows.iter().take(20) {
-        runner.run(row)?;
+        runner.run_inputs(row)?;
     }
     let mut times = Vec::with_capacity(rows.len());
     for row in &rows {
         let t = Instant::now();
-        runner.run(row)?;
+        runner.run_inputs(row)?;
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     Ok(crate::bench::median(times))
@@ -954,6 +965,7 @@ fn compress(
     run_dir: &Path,
     bytes: &[u8],
     float: (&autodl_deploy::OnnxRunner, &Matrix),
+    inputs: &[autodl_deploy::InputRows],
     data: &PreparedData,
     target_scale: f64,
     artifacts: &mut Vec<ArtifactEntry>,
@@ -962,12 +974,12 @@ fn compress(
     autodl_artifacts::io::write_atomic(&run_dir.join(paths::ONNX_INT8), &q.bytes)?;
     record(run_dir, paths::ONNX_INT8, "onnx_int8", artifacts)?;
     let runner = autodl_deploy::OnnxRunner::from_bytes(&q.bytes)?;
-    let outputs = runner.run(&data.test.x)?;
+    let outputs = runner.run_inputs(inputs)?;
     let test_metric = score(data.task.metric(), &outputs, &data.test.y, target_scale);
     let float_metric = score(data.task.metric(), float.1, &data.test.y, target_scale);
     let latency_us = [
-        single_row_latency_us(&runner, &data.test.x)?,
-        single_row_latency_us(float.0, &data.test.x)?,
+        single_row_latency_us(&runner, inputs)?,
+        single_row_latency_us(float.0, inputs)?,
     ];
     eprintln!(
         "  {}: {} bytes ({:.2}× of float; {} weight tensors as int8); test {} {:.4} (float {:.4}); single-row latency {:.0} µs (float {:.0} µs)",

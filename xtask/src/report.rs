@@ -406,12 +406,17 @@ pub fn render(r: &ReportInput<'_>) -> String {
     let _ = writeln!(s, "## Deployment\n");
     let _ = writeln!(
         s,
-        "`{}` (ONNX IR {}, opset {}; input `{}`, output `{}`). {} and {} agree on the {} ({} rows) to max |Δ| = {:.2e} (tolerance {:e}): **{}**.\n",
+        "`{}` (ONNX IR {}, opset {}; output `{}`{}). {} and {} agree on the {} ({} rows) to max |Δ| = {:.2e} (tolerance {:e}): **{}**.\n",
         r.exported.onnx_path,
         r.exported.ir_version,
         r.exported.opset,
-        r.exported.input_name,
         r.exported.output_name,
+        r.exported
+            .value_output_name
+            .as_ref()
+            .map_or(String::new(), |v| format!(
+                ", and `{v}` in the target's units"
+            )),
         p.runtime,
         p.reference,
         p.rows_from,
@@ -420,6 +425,24 @@ pub fn render(r: &ReportInput<'_>) -> String {
         p.tolerance,
         if p.passed { "passed" } else { "FAILED" }
     );
+    let _ = writeln!(
+        s,
+        "| graph input | type | columns | what goes in |\n|---|---|---:|---|"
+    );
+    for i in &r.exported.inputs {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            i.name,
+            match i.element_type {
+                autodl_artifacts::export::ElementType::Float => "f32",
+                autodl_artifacts::export::ElementType::Double => "f64",
+            },
+            i.columns.len(),
+            i.description
+        );
+    }
+    let _ = writeln!(s);
     if let Some(c) = &r.exported.compressed {
         let _ = writeln!(
             s,

@@ -1,6 +1,8 @@
 //! Export parity: for random valid architectures from the search space and random weights,
 //! burn (autodl-train's `predict`), tract and onnxruntime (on the exported ONNX) agree to
-//! within 1e-4, and onnx.checker accepts every export.
+//! within 1e-4, and onnx.checker accepts every export. Some cases carry a random fitted
+//! transform whose numeric steps the graph applies itself: those graphs take raw numbers
+//! (with missing values) and one-hot features, and burn takes the transform's output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,8 +10,11 @@ use std::process::Command;
 use autodl_artifacts::arch::{ArchitectureSpec, InputShape, Op};
 use autodl_artifacts::export::OutputKind;
 use autodl_artifacts::model::{NetworkWeights, WeightTensor};
-use autodl_artifacts::table::{Matrix, Task};
-use autodl_deploy::{ExportOptions, OnnxRunner, max_abs_diff, to_onnx, to_onnx_ensemble};
+use autodl_artifacts::table::{ColumnValues, Matrix, RawColumn, RawTable, Task};
+use autodl_artifacts::transform::{FeatureStep, FeatureTransform, TargetEncoding};
+use autodl_deploy::{
+    ExportOptions, InputRows, OnnxRunner, input_rows, max_abs_diff, to_onnx, to_onnx_ensemble,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -84,6 +89,104 @@ fn write_csv(path: &Path, m: &Matrix) {
     std::fs::write(path, s).unwrap();
 }
 
+/// Writes an oracle case's inputs: `NAME.x.csv` for a graph with the one input `features`,
+/// else `NAME.in.INPUT.csv` per input (missing numbers as `nan`).
+fn write_inputs(dir: &Path, name: &str, runner: &OnnxRunner, inputs: &[InputRows]) {
+    for (info, block) in runner.inputs().iter().zip(inputs) {
+        let path = if runner.inputs().len() == 1 && info.name == autodl_deploy::INPUT_NAME {
+            dir.join(format!("{name}.x.csv"))
+        } else {
+            dir.join(format!("{name}.in.{}.csv", info.name))
+        };
+        match block {
+            InputRows::Float(m) => write_csv(&path, m),
+            InputRows::Double { n_cols, data, .. } => {
+                let mut s = String::new();
+                for row in data.chunks(*n_cols) {
+                    let row: Vec<String> = row.iter().map(|v| format!("{v:e}")).collect();
+                    s += &row.join(",");
+                    s.push('\n');
+                }
+                std::fs::write(path, s).unwrap();
+            }
+        }
+    }
+}
+
+/// A fitted transform of `columns` raw columns, drawn at random: numeric steps (imputation,
+/// standardisation, sometimes clipping and a missing indicator) and one-hot steps (sometimes
+/// with an `(other)` feature), with rows for it (a fifth of the values missing, numbers
+/// beyond the clip bounds, unseen categories).
+fn random_transform(
+    columns: usize,
+    rows: usize,
+    rng: &mut ChaCha8Rng,
+) -> (FeatureTransform, RawTable) {
+    let mut steps = Vec::new();
+    let mut table = RawTable { columns: vec![] };
+    for c in 0..columns {
+        let column = format!("c{c}");
+        let (step, values) = if c == 0 || rng.random_bool(0.7) {
+            let clip = rng
+                .random_bool(0.5)
+                .then(|| [-rng.random_range(0.5..3.0), rng.random_range(0.5..3.0)]);
+            let values = (0..rows)
+                .map(|_| (!rng.random_bool(0.2)).then(|| rng.random_range(-5.0..5.0)))
+                .collect();
+            (
+                FeatureStep::Numeric {
+                    column: column.clone(),
+                    impute: rng.random_range(-1.0..1.0),
+                    mean: rng.random_range(-2.0..2.0),
+                    std: rng.random_range(0.3..3.0),
+                    clip,
+                    missing_indicator: rng.random_bool(0.5),
+                },
+                ColumnValues::Numeric(values),
+            )
+        } else {
+            let categories: Vec<String> = ["a", "b", "c"][..rng.random_range(1..4)]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let values = (0..rows)
+                .map(|_| {
+                    (!rng.random_bool(0.2))
+                        .then(|| ["a", "b", "c", "unseen"][rng.random_range(0..4)].to_string())
+                })
+                .collect();
+            (
+                FeatureStep::OneHot {
+                    column: column.clone(),
+                    categories,
+                    impute: "a".into(),
+                    other: rng.random_bool(0.5),
+                },
+                ColumnValues::Text(values),
+            )
+        };
+        steps.push(step);
+        table.columns.push(RawColumn {
+            name: column,
+            values,
+        });
+    }
+    let t = FeatureTransform {
+        schema_version: autodl_artifacts::SCHEMA_VERSION,
+        fitted_on_sha256: "random".into(),
+        fitted_rows: rows,
+        target: "y".into(),
+        task: Task::Regression,
+        target_encoding: TargetEncoding::Standardized {
+            mean: 0.0,
+            std: 1.0,
+        },
+        steps,
+        decisions: vec![],
+    };
+    (t, table)
+}
+
 #[test]
 fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
     let cases = std::env::temp_dir().join(format!("autodl-parity-{}", std::process::id()));
@@ -96,9 +199,18 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
     let mut ops_seen = std::collections::BTreeSet::new();
     for case in 0..60 {
         let outputs = rng.random_range(1..6);
-        // A third each: vectors, signals, square images.
+        let rows = rng.random_range(1..50);
+        // A third each: vectors, signals, square images. Half the vector cases export with a
+        // random transform whose numeric steps the graph applies.
+        let preprocess =
+            (case % 6 == 0).then(|| random_transform(rng.random_range(1..10), rows, &mut rng));
         let (inputs, shape) = match case % 3 {
-            0 => (rng.random_range(1..20), InputShape::Vector),
+            0 => (
+                preprocess
+                    .as_ref()
+                    .map_or_else(|| rng.random_range(1..20), |(t, _)| t.n_features()),
+                InputShape::Vector,
+            ),
             1 => {
                 let length = rng.random_range(4..40);
                 (
@@ -133,14 +245,16 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
             ops_seen.insert(base);
         }
         let weights = random_weights(&spec, &mut rng);
-        let rows = rng.random_range(1..50);
-        let x = Matrix::new(
-            rows,
-            inputs,
-            (0..rows * inputs)
-                .map(|_| rng.random_range(-3.0f32..3.0))
-                .collect(),
-        );
+        let x = match &preprocess {
+            Some((t, table)) => t.transform(table).unwrap(),
+            None => Matrix::new(
+                rows,
+                inputs,
+                (0..rows * inputs)
+                    .map(|_| rng.random_range(-3.0f32..3.0))
+                    .collect(),
+            ),
+        };
         let classify = outputs > 1;
         let (task, output) = if classify {
             (
@@ -161,9 +275,20 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
         let opts = ExportOptions {
             feature_names: (0..inputs).map(|k| format!("f{k}")).collect(),
             output,
+            preprocess: preprocess.as_ref().map(|(t, _)| t.clone()),
         };
         let bytes = to_onnx(&spec, &weights, &opts).unwrap();
-        let tract = OnnxRunner::from_bytes(&bytes).unwrap().run(&x).unwrap();
+        let runner = OnnxRunner::from_bytes(&bytes).unwrap();
+        let graph_in = match &preprocess {
+            Some((t, table)) => {
+                let blocks = input_rows(runner.inputs(), t, table).unwrap();
+                assert_eq!(runner.inputs()[0].name, autodl_deploy::NUMERIC_INPUT);
+                ops_seen.insert("preprocessing".into());
+                blocks
+            }
+            None => vec![InputRows::Float(x.clone())],
+        };
+        let tract = runner.run_inputs(&graph_in).unwrap();
         let burn = autodl_train::predict(&spec, &weights, task, &x).unwrap();
         let diff = max_abs_diff(&tract, &burn);
         assert!(
@@ -175,7 +300,8 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
         // The same network with int8 weights: close to the float one, and its own parity
         // case (tract against onnxruntime on the quantized graph).
         let q = autodl_deploy::quantize_weights(&bytes).unwrap();
-        let int8 = OnnxRunner::from_bytes(&q.bytes).unwrap().run(&x).unwrap();
+        let int8_runner = OnnxRunner::from_bytes(&q.bytes).unwrap();
+        let int8 = int8_runner.run_inputs(&graph_in).unwrap();
         let scale = tract
             .data
             .iter()
@@ -185,10 +311,10 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
         worst_int8 = worst_int8.max(max_abs_diff(&int8, &tract) / f64::from(scale));
         quantized_tensors += q.tensors;
         std::fs::write(int8_cases.join(format!("{name}.onnx")), &q.bytes).unwrap();
-        write_csv(&int8_cases.join(format!("{name}.x.csv")), &x);
+        write_inputs(&int8_cases, &name, &int8_runner, &graph_in);
         write_csv(&int8_cases.join(format!("{name}.tract.csv")), &int8);
         std::fs::write(cases.join(format!("{name}.onnx")), &bytes).unwrap();
-        write_csv(&cases.join(format!("{name}.x.csv")), &x);
+        write_inputs(&cases, &name, &runner, &graph_in);
         write_csv(&cases.join(format!("{name}.burn.csv")), &burn);
         write_csv(&cases.join(format!("{name}.tract.csv")), &tract);
     }
@@ -244,6 +370,7 @@ fn burn_tract_and_onnxruntime_agree_on_random_architectures() {
         "global_max_pool",
         "global_avg_pool",
         "flatten",
+        "preprocessing",
     ] {
         assert!(ops_seen.contains(op), "no case used {op}: {ops_seen:?}");
     }
@@ -285,6 +412,7 @@ fn an_ensemble_exports_as_the_mean_of_its_members() {
         let opts = ExportOptions {
             feature_names: (0..12).map(|k| format!("x{k}")).collect(),
             output,
+            preprocess: None,
         };
         let refs: Vec<(&ArchitectureSpec, &NetworkWeights)> =
             members.iter().map(|(s, w)| (s, w)).collect();
@@ -313,6 +441,7 @@ fn missing_or_misshapen_weights_are_errors() {
             mean: 0.0,
             std: 1.0,
         },
+        preprocess: None,
     };
     weights.tensors.get_mut("n1.weight").unwrap().shape = vec![4, 3];
     assert!(

@@ -13,6 +13,7 @@ use autodl_artifacts::drift::DriftReport;
 use autodl_artifacts::io::read_json;
 use autodl_artifacts::run::{RunManifest, paths};
 use autodl_artifacts::table::{ColumnValues, Matrix, RawTable, Task};
+use autodl_artifacts::transform::FeatureTransform;
 
 /// A fresh scratch directory for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -155,26 +156,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn numeric_matrix(table: &RawTable, skip: &str) -> Matrix {
-    let cols: Vec<&Vec<Option<f64>>> = table
-        .columns
-        .iter()
-        .filter(|c| c.name != skip)
-        .map(|c| match &c.values {
-            ColumnValues::Numeric(v) => v,
-            _ => panic!("transformed splits are numeric"),
-        })
-        .collect();
-    let n = table.n_rows();
-    let mut data = Vec::with_capacity(n * cols.len());
-    for i in 0..n {
-        for c in &cols {
-            data.push(c[i].unwrap() as f32);
-        }
-    }
-    Matrix::new(n, cols.len(), data)
-}
-
 fn write_csv(path: &Path, m: &Matrix) {
     let mut s = String::new();
     for i in 0..m.n_rows {
@@ -203,24 +184,47 @@ fn check_with_onnxruntime(run: &Path) {
     check_model_with_onnxruntime(run, paths::ONNX);
 }
 
-/// The same for the run's model file `rel`.
+/// The same for the run's model file `rel`, fed the raw test rows: the numeric columns as
+/// they are (the graph preprocesses them) and the other columns encoded.
 fn check_model_with_onnxruntime(run: &Path, rel: &str) {
-    let table = autodl_data::read_table(&run.join(paths::TEST)).unwrap();
-    let target = table.columns.last().unwrap().name.clone();
-    let x = numeric_matrix(&table, &target);
+    let raw = autodl_data::read_table(&run.join(paths::TEST_RAW)).unwrap();
+    let transform: FeatureTransform = read_json(&run.join(paths::TRANSFORM)).unwrap();
     let runner = autodl_deploy::OnnxRunner::load(&run.join(rel)).unwrap();
-    let tract = runner.run(&x).unwrap();
+    let inputs = autodl_deploy::input_rows(runner.inputs(), &transform, &raw).unwrap();
+    let tract = runner.run_inputs(&inputs).unwrap();
     let dir = Scratch::new(&format!(
         "oracle-{}-{}",
         run.display().to_string().len(),
         rel.len()
     ));
-    let (features, outputs) = (dir.path().join("x.csv"), dir.path().join("tract.csv"));
-    write_csv(&features, &x);
+    let outputs = dir.path().join("tract.csv");
     write_csv(&outputs, &tract);
+    let mut args = Vec::new();
+    for (info, block) in runner.inputs().iter().zip(&inputs) {
+        let path = dir.path().join(format!("{}.csv", info.name));
+        let rows: Vec<Vec<f64>> = match block {
+            autodl_deploy::InputRows::Float(m) => (0..m.n_rows)
+                .map(|i| m.row(i).iter().map(|&v| f64::from(v)).collect())
+                .collect(),
+            autodl_deploy::InputRows::Double { n_cols, data, .. } => {
+                data.chunks(*n_cols).map(<[f64]>::to_vec).collect()
+            }
+        };
+        let text: String = rows
+            .iter()
+            .map(|r| {
+                let r: Vec<String> = r.iter().map(|v| format!("{v:e}")).collect();
+                r.join(",") + "\n"
+            })
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        args.push(format!("{}={}", info.name, path.display()));
+    }
     let o = Command::new(oracle_python())
         .arg(repo().join("scripts/onnx_oracle.py"))
-        .args([run.join(rel), features, outputs])
+        .arg(run.join(rel))
+        .arg(&outputs)
+        .args(&args)
         .output()
         .unwrap();
     let report = text(&o.stdout);
@@ -231,16 +235,28 @@ fn check_model_with_onnxruntime(run: &Path, rel: &str) {
     );
     let v: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     assert_eq!(v["checker"], "ok");
-    assert_eq!(v["rows"].as_u64().unwrap() as usize, x.n_rows);
-    // The graph's input and output names and its feature list travel in metadata_props.
+    assert_eq!(v["rows"].as_u64().unwrap() as usize, raw.n_rows());
+    // The graph takes the numeric columns raw (f64); its inputs, output name, feature list
+    // and the other columns' encodings travel in metadata_props.
     let meta = &v["metadata"];
+    let graph_inputs: Vec<autodl_artifacts::export::GraphInput> =
+        serde_json::from_str(meta["inputs"].as_str().unwrap()).unwrap();
+    assert_eq!(graph_inputs[0].name, "numeric");
+    assert_eq!(graph_inputs[0].columns, transform.numeric_columns());
     assert_eq!(
-        (&meta["input_name"], &meta["output_name"]),
-        (&"features".into(), &"output".into())
+        graph_inputs[0].element_type,
+        autodl_artifacts::export::ElementType::Double
+    );
+    assert_eq!(meta["output_name"], "output");
+    let encodings: Vec<serde_json::Value> =
+        serde_json::from_str(meta["encodings"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        encodings.len(),
+        transform.steps.iter().filter(|s| !s.is_numeric()).count()
     );
     let features: Vec<String> =
         serde_json::from_str(meta["feature_names"].as_str().unwrap()).unwrap();
-    assert_eq!(features.len(), x.n_cols);
+    assert_eq!(features.len(), transform.n_features());
     assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{report}");
 }
 
