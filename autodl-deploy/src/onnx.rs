@@ -365,11 +365,12 @@ fn emit_preprocessing(b: &mut GraphBuilder, t: &FeatureTransform) {
             constant("pre_mean", &mean),
             constant("pre_std", &std),
         );
-        let clip = lo
-            .iter()
-            .chain(&hi)
-            .any(|v| v.is_finite())
-            .then(|| (constant("pre_clip_low", &lo), constant("pre_clip_high", &hi)));
+        let clip = lo.iter().chain(&hi).any(|v| v.is_finite()).then(|| {
+            (
+                constant("pre_clip_low", &lo),
+                constant("pre_clip_high", &hi),
+            )
+        });
         // NaN is the one value unequal to itself (tract infers IsNaN's output type wrongly).
         let present = b.node(
             "Equal",
