@@ -70,6 +70,13 @@ pub struct FeatureDrift {
     pub p_adjusted: f64,
     /// Population stability index over the reference bins or categories.
     pub psi: f64,
+    /// Jensen–Shannon distance (base 2, 0 to 1) over the same bins or categories.
+    #[serde(default)]
+    pub jensen_shannon: f64,
+    /// First Wasserstein distance between the reference and current values, in the column's
+    /// units (numeric columns only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasserstein: Option<f64>,
     /// Missing share in the current data.
     pub missing_share: f64,
     /// True when the adjusted p-value is below the significance level.
@@ -137,6 +144,8 @@ mod tests {
                 p_value: 0.9,
                 p_adjusted: 0.9,
                 psi: 0.0,
+                jensen_shannon: 0.1,
+                wasserstein: Some(0.2),
                 missing_share: 0.0,
                 drifted: false,
             }],

@@ -215,7 +215,7 @@ pub fn detect(
     for feature in &reference.features {
         let col = column(current, feature.column())?;
         let missing_share = col.values.missing() as f64 / rows as f64;
-        let (test, statistic, p_value, psi) = match feature {
+        let (test, statistic, p_value, psi, jensen_shannon, wasserstein) = match feature {
             FeatureReference::Numeric {
                 sorted_values,
                 bin_edges,
@@ -223,11 +223,18 @@ pub fn detect(
             } => {
                 let (values, _) = sorted_numbers(col)?;
                 let (d, p) = stats::ks_2samp(sorted_values, &values);
-                let psi = stats::psi(
-                    &stats::bin_counts(sorted_values, bin_edges),
-                    &stats::bin_counts(&values, bin_edges),
+                let (r, c) = (
+                    stats::bin_counts(sorted_values, bin_edges),
+                    stats::bin_counts(&values, bin_edges),
                 );
-                ("ks", d, p, psi)
+                (
+                    "ks",
+                    d,
+                    p,
+                    stats::psi(&r, &c),
+                    stats::jensen_shannon(&r, &c, Some(2.0)),
+                    Some(stats::wasserstein(sorted_values, &values)),
+                )
             }
             FeatureReference::Categorical { counts, .. } => {
                 let now = category_counts(col);
@@ -242,7 +249,14 @@ pub fn detect(
                     .map(|l| now.get(*l).copied().unwrap_or(0) as f64)
                     .collect();
                 let (stat, p, _) = stats::chi2_homogeneity(&r, &c);
-                ("chi2", stat, p, stats::psi(&r, &c))
+                (
+                    "chi2",
+                    stat,
+                    p,
+                    stats::psi(&r, &c),
+                    stats::jensen_shannon(&r, &c, Some(2.0)),
+                    None,
+                )
             }
         };
         findings.push(FeatureDrift {
@@ -252,6 +266,8 @@ pub fn detect(
             p_value,
             p_adjusted: p_value,
             psi,
+            jensen_shannon,
+            wasserstein,
             missing_share,
             drifted: false,
         });

@@ -1,5 +1,9 @@
-//! Statistical tests: two-sample Kolmogorov–Smirnov, chi-square homogeneity, PSI,
+//! Statistical tests and distances: two-sample Kolmogorov–Smirnov (exact p-values up to
+//! 10,000 rows a side, as scipy's `ks_2samp` chooses, asymptotic beyond), chi-square
+//! homogeneity (with Yates' correction for one degree of freedom, as scipy's
+//! `chi2_contingency`), PSI, the Wasserstein distance, the Jensen–Shannon distance,
 //! Benjamini–Hochberg adjustment, and the special functions they need.
+//! `tests/scipy_oracle.rs` checks them against scipy on generated samples.
 
 /// Two-sample Kolmogorov–Smirnov statistic D = sup |F₁ − F₂| of two **sorted** samples.
 pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
@@ -46,17 +50,138 @@ pub fn kolmogorov_sf(lambda: f64) -> f64 {
     }
 }
 
-/// Two-sided two-sample KS test of sorted samples: `(D, p)`, with the asymptotic p-value
-/// `P(K > D·√(nm/(n+m)))` (scipy's `ks_2samp(..., method="asymp")` up to its small-sample
-/// refinement).
+/// Largest sample size (on either side) for which [`ks_2samp`] computes the exact p-value;
+/// scipy's `ks_2samp(method="auto")` uses the same limit.
+pub const KS_EXACT_MAX_N: usize = 10_000;
+
+/// Two-sided two-sample KS test of sorted samples: `(D, p)`. Up to [`KS_EXACT_MAX_N`] rows
+/// a side the p-value is exact ([`ks_exact_sf`]); beyond, it is Kolmogorov's limit
+/// `P(K > D·√(nm/(n+m)))` (scipy uses the finite-n distribution `kstwo` there, which this does
+/// not reproduce; the two differ by about 1/√(nm/(n+m)) relative).
 pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     if a.is_empty() || b.is_empty() {
         return (0.0, 1.0);
     }
     let d = ks_statistic(a, b);
-    let (n, m) = (a.len() as f64, b.len() as f64);
-    let en = n * m / (n + m);
+    let (n, m) = (a.len(), b.len());
+    if n.max(m) <= KS_EXACT_MAX_N {
+        // D is a multiple of 1/lcm(n, m): h/lcm, with h an integer.
+        let lcm = (n / gcd(n, m)) as f64 * m as f64;
+        let h = (d * lcm).round();
+        return (h / lcm, ks_exact_sf(n, m, h as u64));
+    }
+    let en = (n * m) as f64 / (n + m) as f64;
     (d, kolmogorov_sf(d * en.sqrt()))
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Exact `P(D ≥ h / lcm(n, m))` for two samples of sizes `n` and `m` drawn from one continuous
+/// distribution: the share of the equally likely orderings of the pooled sample whose
+/// lattice path from (0, 0) to (n, m) reaches `|i·m − j·n| ≥ h·gcd(n, m)`. Each step's
+/// probability is hypergeometric (`(n − i)/(n + m − i − j)` for the first sample), and the
+/// probability of first reaching the boundary is summed as it happens, so small p-values keep
+/// their relative precision. O(n · window) time, O(m) memory.
+pub fn ks_exact_sf(n: usize, m: usize, h: u64) -> f64 {
+    let (n_, m_) = (n as i64, m as i64);
+    let bound = h as i64 * gcd(n, m) as i64;
+    if bound == 0 {
+        return 1.0;
+    }
+    let inside = |i: i64, j: i64| (i * m_ - j * n_).abs() < bound;
+    let mut cur = vec![0.0f64; m + 1];
+    let mut next = vec![0.0f64; m + 1];
+    cur[0] = 1.0;
+    let mut outside = 0.0f64;
+    for i in 0..=n_ {
+        // The points of column i inside the band: |i·m − j·n| < bound.
+        let lo = ((i * m_ - bound).div_euclid(n_) + 1).max(0);
+        let hi = ((i * m_ + bound + n_ - 1).div_euclid(n_) - 1).min(m_);
+        for j in lo..=hi {
+            let p = cur[j as usize];
+            let left = (n_ - i + m_ - j) as f64;
+            if p == 0.0 || left == 0.0 {
+                continue;
+            }
+            let (px, py) = ((n_ - i) as f64 / left, (m_ - j) as f64 / left);
+            if i < n_ {
+                if inside(i + 1, j) {
+                    next[j as usize] += p * px;
+                } else {
+                    outside += p * px;
+                }
+            }
+            if j < m_ {
+                if inside(i, j + 1) {
+                    cur[j as usize + 1] += p * py;
+                } else {
+                    outside += p * py;
+                }
+            }
+        }
+        for j in lo.max(0)..=hi {
+            cur[j as usize] = 0.0;
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    outside.clamp(0.0, 1.0)
+}
+
+/// The first Wasserstein distance between the empirical distributions of two **sorted**
+/// samples: ∫ |F₁ − F₂| (scipy's `wasserstein_distance` with equal weights).
+pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let (n, m) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j) = (0, 0);
+    let mut total = 0.0;
+    // Walk the pooled values in order; between consecutive ones both CDFs are constant.
+    let mut x = a[0].min(b[0]);
+    loop {
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&u), Some(&v)) => u.min(v),
+            (Some(&u), None) => u,
+            (None, Some(&v)) => v,
+            (None, None) => break,
+        };
+        total += (i as f64 / n - j as f64 / m).abs() * (next - x);
+        x = next;
+    }
+    total
+}
+
+/// The Jensen–Shannon distance (the square root of the divergence) between two histograms
+/// given as counts or weights, each normalised to sum to one; natural logarithm unless
+/// `base` is given (scipy's `spatial.distance.jensenshannon`). 0 for identical shapes, at
+/// most 1 in base 2.
+pub fn jensen_shannon(p: &[f64], q: &[f64], base: Option<f64>) -> f64 {
+    let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
+    if sp <= 0.0 || sq <= 0.0 {
+        return 0.0;
+    }
+    let rel_entr = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
+    let mut js = 0.0;
+    for (&a, &b) in p.iter().zip(q) {
+        let (a, b) = (a / sp, b / sq);
+        let mid = (a + b) / 2.0;
+        js += rel_entr(a, mid) + rel_entr(b, mid);
+    }
+    if let Some(base) = base {
+        js /= base.ln();
+    }
+    (js / 2.0).max(0.0).sqrt()
 }
 
 /// ln Γ(x) for x > 0 (Lanczos approximation, g = 7, about 15 significant digits).
@@ -138,8 +263,9 @@ pub fn chi2_sf(statistic: f64, dof: f64) -> f64 {
     gamma_q(dof / 2.0, statistic / 2.0)
 }
 
-/// Chi-square test of homogeneity on a 2 × k table of counts: `(statistic, p, dof)`.
-/// Categories with no observations in either row are left out.
+/// Chi-square test of homogeneity on a 2 × k table of counts: `(statistic, p, dof)`, with
+/// Yates' correction when there is one degree of freedom (scipy's `chi2_contingency`
+/// default). Categories with no observations in either row are left out.
 pub fn chi2_homogeneity(reference: &[f64], current: &[f64]) -> (f64, f64, usize) {
     let cols: Vec<(f64, f64)> = reference
         .iter()
@@ -154,15 +280,25 @@ pub fn chi2_homogeneity(reference: &[f64], current: &[f64]) -> (f64, f64, usize)
     if cols.len() < 2 || rt == 0.0 || ct == 0.0 {
         return (0.0, 1.0, 0);
     }
+    let dof = cols.len() - 1;
+    // Yates' continuity correction for one degree of freedom: each count moves towards its
+    // expectation by 0.5, or by less if it is closer.
+    let adjust = |observed: f64, expected: f64| {
+        let diff = expected - observed;
+        if dof == 1 {
+            observed + diff.abs().min(0.5) * diff.signum()
+        } else {
+            observed
+        }
+    };
     let statistic: f64 = cols
         .iter()
-        .map(|(r, c)| {
+        .map(|&(r, c)| {
             let col = r + c;
             let (er, ec) = (rt * col / total, ct * col / total);
-            (r - er).powi(2) / er + (c - ec).powi(2) / ec
+            (adjust(r, er) - er).powi(2) / er + (adjust(c, ec) - ec).powi(2) / ec
         })
         .sum();
-    let dof = cols.len() - 1;
     (statistic, chi2_sf(statistic, dof as f64), dof)
 }
 

@@ -192,18 +192,20 @@ pub fn monitor(run: &Path, data: &Path, alpha: f64, out: Option<&Path>) -> Resul
         .unwrap_or(6)
         .max(6);
     println!(
-        "{:<width$}  {:>4}  {:>9}  {:>10}  {:>10}  {:>7}  drift",
-        "column", "test", "statistic", "p", "p (BH)", "PSI"
+        "{:<width$}  {:>4}  {:>9}  {:>10}  {:>10}  {:>7}  {:>7}  {:>11}  drift",
+        "column", "test", "statistic", "p", "p (BH)", "PSI", "JS", "Wasserstein"
     );
     for f in &report.features {
         println!(
-            "{:<width$}  {:>4}  {:>9.4}  {:>10.3e}  {:>10.3e}  {:>7.3}  {}",
+            "{:<width$}  {:>4}  {:>9.4}  {:>10.3e}  {:>10.3e}  {:>7.3}  {:>7.3}  {:>11}  {}",
             f.column,
             f.test,
             f.statistic,
             f.p_value,
             f.p_adjusted,
             f.psi,
+            f.jensen_shannon,
+            f.wasserstein.map_or("–".to_string(), |w| format!("{w:.4}")),
             if f.drifted { "YES" } else { "no" }
         );
     }

@@ -476,17 +476,19 @@ pub fn render(r: &ReportInput<'_>) -> String {
     most.sort_by(|a, b| a.p_adjusted.total_cmp(&b.p_adjusted));
     let _ = writeln!(
         s,
-        "| column | test | statistic | p (BH) | PSI | drift |\n|---|---|---|---|---|---|"
+        "| column | test | statistic | p (BH) | PSI | Jensen–Shannon | Wasserstein | drift |\n|---|---|---|---|---|---|---|---|"
     );
     for f in most.iter().take(10) {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(&f.column),
             f.test,
             num(f.statistic),
             num(f.p_adjusted),
             num(f.psi),
+            num(f.jensen_shannon),
+            f.wasserstein.map_or("–".to_string(), num),
             if f.drifted { "yes" } else { "no" }
         );
     }

@@ -1,0 +1,35 @@
+"""scipy's answers for the cases autodl-monitor/tests/scipy_oracle.rs generates.
+
+Usage: python scipy_oracle.py CASES.json
+
+Each case is {"kind": "ks", "a": [...], "b": [...]} (scipy.stats.ks_2samp, method "auto"),
+{"kind": "chi2", "r": [...], "c": [...]} (scipy.stats.chi2_contingency of the 2 × k table,
+defaults), {"kind": "wasserstein", "a", "b"} (scipy.stats.wasserstein_distance) or
+{"kind": "js", "p", "q"} (scipy.spatial.distance.jensenshannon, natural log and base 2).
+Prints one JSON list with one list of numbers per case, then scipy's version on stderr.
+"""
+import json
+import sys
+
+import scipy
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+out = []
+for c in json.load(open(sys.argv[1])):
+    kind = c["kind"]
+    if kind == "ks":
+        r = stats.ks_2samp(c["a"], c["b"])
+        out.append([float(r.statistic), float(r.pvalue)])
+    elif kind == "chi2":
+        r = stats.chi2_contingency([c["r"], c["c"]])
+        out.append([float(r.statistic), float(r.pvalue), int(r.dof)])
+    elif kind == "wasserstein":
+        out.append([float(stats.wasserstein_distance(c["a"], c["b"]))])
+    elif kind == "js":
+        out.append([float(jensenshannon(c["p"], c["q"])),
+                    float(jensenshannon(c["p"], c["q"], base=2))])
+    else:
+        sys.exit(f"unknown case kind {kind}")
+print(json.dumps(out))
+print("scipy", scipy.__version__, file=sys.stderr)

@@ -1,0 +1,152 @@
+//! The drift statistics against scipy on generated samples: `ks_2samp` (exact p-values at
+//! these sizes), `chi2_contingency`, `wasserstein_distance` and `jensenshannon` agree to 1e-9
+//! relative. scipy runs from the project's oracle venv (`scripts/oracle-venv.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use autodl_artifacts::context::splitmix64;
+use autodl_monitor::stats;
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The oracle venv's python (scipy among its packages), made by the project's script.
+fn oracle_python() -> PathBuf {
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/oracle-venv.sh"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        o.status.success(),
+        "oracle venv setup failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+/// Seeded standard normals (Box–Muller on splitmix64).
+struct Normal(u64);
+
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 = splitmix64(self.0);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn sample(&mut self, n: usize, shift: f64, round: bool) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let (u, v) = (self.uniform(), self.uniform());
+                let x = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() + shift;
+                if round { (x * 2.0).round() / 2.0 } else { x }
+            })
+            .collect()
+    }
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn close(ours: f64, theirs: f64) -> bool {
+    (ours - theirs).abs() <= 1e-9 * theirs.abs() || (ours - theirs).abs() <= 1e-300
+}
+
+#[test]
+fn drift_statistics_equal_scipy() {
+    let mut rng = Normal(42);
+    let mut cases = Vec::new();
+    // What each case should give, computed here: (kind, our values).
+    let mut ours: Vec<Vec<f64>> = Vec::new();
+    let sizes = [
+        (5, 7),
+        (20, 20),
+        (50, 80),
+        (300, 300),
+        (1000, 700),
+        (2500, 4000),
+    ];
+    for (k, &(n, m)) in sizes.iter().enumerate() {
+        for shift in [0.0, 0.3] {
+            // Every third pair rounded to halves: many ties.
+            let round = k % 3 == 2;
+            let a = sorted(rng.sample(n, 0.0, round));
+            let b = sorted(rng.sample(m, shift, round));
+            let (d, p) = stats::ks_2samp(&a, &b);
+            ours.push(vec![d, p]);
+            cases.push(json!({"kind": "ks", "a": a, "b": b}));
+            ours.push(vec![stats::wasserstein(&a, &b)]);
+            cases.push(json!({"kind": "wasserstein", "a": a, "b": b}));
+            // Histograms on ten reference-decile bins.
+            let edges: Vec<f64> = (1..10).map(|q| a[q * a.len() / 10]).collect();
+            let (p, q) = (stats::bin_counts(&a, &edges), stats::bin_counts(&b, &edges));
+            ours.push(vec![
+                stats::jensen_shannon(&p, &q, None),
+                stats::jensen_shannon(&p, &q, Some(2.0)),
+            ]);
+            cases.push(json!({"kind": "js", "p": p, "q": q}));
+        }
+    }
+    // Contingency tables: 2 × 2 (Yates' correction applies), 2 × 3, 2 × 6.
+    for (r, c) in [
+        (vec![30.0, 70.0], vec![45.0, 55.0]),
+        (vec![12.0, 3.0], vec![10.0, 4.0]),
+        (vec![10.0, 20.0, 30.0], vec![20.0, 20.0, 10.0]),
+        (
+            vec![120.0, 80.0, 44.0, 31.0, 9.0, 5.0],
+            vec![100.0, 95.0, 40.0, 20.0, 15.0, 2.0],
+        ),
+    ] {
+        let (stat, p, dof) = stats::chi2_homogeneity(&r, &c);
+        ours.push(vec![stat, p, dof as f64]);
+        cases.push(json!({"kind": "chi2", "r": r, "c": c}));
+    }
+    let dir = std::env::temp_dir().join(format!("autodl-scipy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cases.json");
+    std::fs::write(&file, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let o = Command::new(oracle_python())
+        .arg(repo().join("autodl-monitor/tests/scipy_oracle.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        o.status.success(),
+        "scipy failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let theirs: Vec<Vec<f64>> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(theirs.len(), ours.len());
+    let mut worst = 0.0f64;
+    for ((case, a), b) in cases.iter().zip(&ours).zip(&theirs) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                close(*x, *y),
+                "{} case: ours {a:?}, scipy {b:?}",
+                case["kind"]
+            );
+            if *y != 0.0 {
+                worst = worst.max((x - y).abs() / y.abs());
+            }
+        }
+    }
+    let kinds: Vec<&Value> = cases.iter().map(|c| &c["kind"]).collect();
+    let ks_p: Vec<String> = kinds
+        .iter()
+        .zip(&theirs)
+        .filter(|(k, _)| **k == "ks")
+        .map(|(_, v)| format!("{:.1e}", v[1]))
+        .collect();
+    eprintln!(
+        "{} cases ({} KS, p-values {}) equal scipy's ({}); worst relative difference {worst:.2e}",
+        cases.len(),
+        ks_p.len(),
+        ks_p.join(" "),
+        String::from_utf8_lossy(&o.stderr).trim()
+    );
+}
