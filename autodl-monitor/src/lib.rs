@@ -5,9 +5,11 @@
 //! training rows, and a [`DriftReport`] for any later batch.
 //!
 //! Method (the documented default): numeric columns get the two-sample Kolmogorov–Smirnov test
-//! (asymptotic p-value) on non-missing values; categorical columns get the chi-square test of
-//! homogeneity on category counts (missing counted as a category). Every column also gets the
-//! population stability index (PSI) over reference deciles or categories. The p-values are
+//! on non-missing values (exact p-value up to 10,000 values a side, asymptotic beyond);
+//! categorical columns get the chi-square test of homogeneity on category counts (missing
+//! counted as a category; Yates' correction for two categories). Every column also gets the
+//! population stability index (PSI) and the Jensen–Shannon distance over reference deciles or
+//! categories, and numeric columns the Wasserstein distance. The p-values are
 //! adjusted with Benjamini–Hochberg across columns, and a column is flagged when its adjusted
 //! p-value is below `alpha` (0.05 by default), so the false-alarm rate of the overall flag stays
 //! near `alpha` however many columns there are.

@@ -5,6 +5,7 @@
 //! where command-line arguments, the clock and the terminal come in.
 
 mod bench;
+mod bench_calibration;
 mod bench_data;
 mod bench_infer;
 mod bench_serve;
@@ -145,6 +146,42 @@ enum DataCommand {
 /// Benchmarks against the tools users would otherwise pick.
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Drift monitor calibration: false alarms without drift, and power against a shift.
+    ///
+    /// Splits the table's rows at random (--splits times) into a current sample of
+    /// --current-rows rows and a reference of the rest, fits the transform the pipeline would,
+    /// builds the drift reference and runs the monitor's default test (per-column KS or
+    /// chi-square, Benjamini–Hochberg across columns, alpha). No split has drift, so every
+    /// raised overall flag is a false alarm; the rate is printed with its 95% interval. Then,
+    /// for up to --shifted-features numeric columns, the same current sample with that column
+    /// moved by --shift reference standard deviations: the share of splits flagging that
+    /// column (power) and raising the overall flag.
+    Calibration {
+        /// The table (default: datasets/mnist1d_train.csv, 4,000 rows × 40 numeric columns).
+        #[arg(long, default_value = "datasets/mnist1d_train.csv")]
+        data: PathBuf,
+        /// Target column (inferred when not given; it is not monitored).
+        #[arg(long)]
+        target: Option<String>,
+        /// Random splits.
+        #[arg(long, default_value_t = 200)]
+        splits: usize,
+        /// Rows of each current sample.
+        #[arg(long, default_value_t = 1000)]
+        current_rows: usize,
+        /// Shift, in reference standard deviations.
+        #[arg(long, default_value_t = 0.5)]
+        shift: f64,
+        /// Numeric columns shifted, one at a time.
+        #[arg(long, default_value_t = 5)]
+        shifted_features: usize,
+        /// Significance level of the adjusted p-values.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Where to write the raw results as JSON.
+        #[arg(long, default_value = "runs/bench-calibration.json")]
+        out: PathBuf,
+    },
     /// Serving: autodl's server against FastAPI + uvicorn + onnxruntime on the same model.
     ///
     /// Both serve the run's model (with --run; else one trained on datasets/penguins.csv) and
@@ -521,6 +558,29 @@ fn main() -> ExitCode {
             rows,
             repeats,
             python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchCommand::Calibration {
+                    data,
+                    target,
+                    splits,
+                    current_rows,
+                    shift,
+                    shifted_features,
+                    alpha,
+                    out,
+                },
+        } => bench_calibration::calibration(&bench_calibration::CalibrationArgs {
+            data,
+            target,
+            splits,
+            current_rows,
+            shift,
+            shifted_features,
+            alpha,
             out,
         })
         .map(|_| ExitCode::SUCCESS),

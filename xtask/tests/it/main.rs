@@ -1206,3 +1206,39 @@ fn predict_streams_a_file_in_pieces_with_the_same_result() {
         !name.contains("bad") && !name.contains(".tmp-")
     }));
 }
+
+#[test]
+fn drift_calibration_rarely_alarms_without_drift_and_always_sees_a_large_shift() {
+    let dir = Scratch::new("calibration");
+    let out = dir.path().join("calibration.json");
+    let o = xtask(&[
+        "bench",
+        "calibration",
+        "--data",
+        &dataset("mnist1d_train.csv").to_string_lossy(),
+        "--splits",
+        "20",
+        "--shifted-features",
+        "2",
+        "--shift",
+        "1.0",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["splits"], 20);
+    assert_eq!(v["current_rows"], 1000);
+    assert_eq!(v["reference_rows"], 3000);
+    // 40 columns tested at alpha 0.05 with BH: a correct test raises the overall flag in about
+    // one split in twenty; far more would mean miscalibrated p-values.
+    assert!(v["false_alarm_rate"].as_f64().unwrap() <= 0.15, "{v}");
+    // A one-standard-deviation shift with 1,000 rows is found every time, in that column.
+    let power = v["power"].as_array().unwrap();
+    assert_eq!(power.len(), 2);
+    for p in power {
+        assert_eq!(p["power"].as_f64(), Some(1.0), "{v}");
+    }
+    assert!(text(&o.stdout).contains("false-alarm rate"));
+}
