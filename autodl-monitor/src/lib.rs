@@ -145,46 +145,76 @@ pub fn build_reference(
     train: &RawTable,
     built_from: &str,
 ) -> Result<DriftReference> {
+    // Dates move by construction and free text has no distribution to compare, so neither is
+    // monitored; every other step's column is.
+    let columns: Vec<(&str, bool)> = transform
+        .steps
+        .iter()
+        .filter(|step| !matches!(step, FeatureStep::Date { .. } | FeatureStep::Text { .. }))
+        .map(|step| (step.column(), matches!(step, FeatureStep::Numeric { .. })))
+        .collect();
+    reference_of(train, &columns, built_from)
+}
+
+/// Builds a reference without a fitted transform, for monitoring a table on its own: every
+/// column but those in `skip`, numeric where the table stores numbers, categorical otherwise.
+pub fn build_reference_from_table(
+    train: &RawTable,
+    skip: &[&str],
+    built_from: &str,
+) -> Result<DriftReference> {
+    let columns: Vec<(&str, bool)> = train
+        .columns
+        .iter()
+        .filter(|c| !skip.contains(&c.name.as_str()))
+        .map(|c| {
+            (
+                c.name.as_str(),
+                matches!(c.values, ColumnValues::Numeric(_)),
+            )
+        })
+        .collect();
+    reference_of(train, &columns, built_from)
+}
+
+/// The reference of `columns` (name, numeric) of `train`.
+fn reference_of(
+    train: &RawTable,
+    columns: &[(&str, bool)],
+    built_from: &str,
+) -> Result<DriftReference> {
     let rows = train.n_rows();
     if rows == 0 {
         return Err(MonitorError::Empty);
     }
-    // Dates move by construction and free text has no distribution to compare, so neither is
-    // monitored; every other step's column is.
-    let features = transform
-        .steps
+    let features = columns
         .iter()
-        .filter(|step| !matches!(step, FeatureStep::Date { .. } | FeatureStep::Text { .. }))
-        .map(|step| {
-            let col = column(train, step.column())?;
-            Ok(match step {
-                FeatureStep::Numeric { .. } => {
-                    let (mut values, missing) = sorted_numbers(col)?;
-                    if values.len() > MAX_REFERENCE_VALUES {
-                        let n = values.len();
-                        values = (0..MAX_REFERENCE_VALUES)
-                            .map(|i| values[i * (n - 1) / (MAX_REFERENCE_VALUES - 1)])
-                            .collect();
-                    }
-                    let mut edges: Vec<f64> = (1..10)
-                        .filter_map(|k| values.get(k * values.len() / 10).copied())
+        .map(|&(name, numeric)| {
+            let col = column(train, name)?;
+            Ok(if numeric {
+                let (mut values, missing) = sorted_numbers(col)?;
+                if values.len() > MAX_REFERENCE_VALUES {
+                    let n = values.len();
+                    values = (0..MAX_REFERENCE_VALUES)
+                        .map(|i| values[i * (n - 1) / (MAX_REFERENCE_VALUES - 1)])
                         .collect();
-                    edges.dedup();
-                    FeatureReference::Numeric {
-                        column: col.name.clone(),
-                        sorted_values: values,
-                        bin_edges: edges,
-                        missing_share: missing as f64 / rows as f64,
-                    }
                 }
-                FeatureStep::OneHot { .. }
-                | FeatureStep::Frequency { .. }
-                | FeatureStep::Date { .. }
-                | FeatureStep::Text { .. } => FeatureReference::Categorical {
+                let mut edges: Vec<f64> = (1..10)
+                    .filter_map(|k| values.get(k * values.len() / 10).copied())
+                    .collect();
+                edges.dedup();
+                FeatureReference::Numeric {
+                    column: col.name.clone(),
+                    sorted_values: values,
+                    bin_edges: edges,
+                    missing_share: missing as f64 / rows as f64,
+                }
+            } else {
+                FeatureReference::Categorical {
                     column: col.name.clone(),
                     missing_share: col.values.missing() as f64 / rows as f64,
                     counts: category_counts(col),
-                },
+                }
             })
         })
         .collect::<Result<Vec<_>>>()?;

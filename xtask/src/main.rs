@@ -8,6 +8,7 @@ mod bench;
 mod bench_calibration;
 mod bench_data;
 mod bench_infer;
+mod bench_monitor;
 mod bench_serve;
 mod commands;
 mod data;
@@ -146,6 +147,29 @@ enum DataCommand {
 /// Benchmarks against the tools users would otherwise pick.
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Monitoring: autodl's drift report against Evidently's data-drift preset.
+    ///
+    /// A seeded table (default 1,000,000 rows × 50 columns: 35 numbers, 15 categories) is
+    /// written as two Parquet halves, reference and current, with 7 columns moved in the
+    /// current half. Each side, in its own process, reads both, compares every column with
+    /// its default tests (autodl: KS or chi-square with Benjamini–Hochberg, plus PSI,
+    /// Jensen–Shannon and Wasserstein; Evidently: its DataDriftPreset) and writes its report
+    /// as JSON. Prints seconds per phase, columns flagged, peak memory and the ratios. Needs
+    /// evidently (with pandas < 3) and pyarrow in ~/.cache/autodl-bench-venv or --python.
+    Monitor {
+        /// Rows of the generated table (half reference, half current).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Runs per side (alternating); times are medians.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with evidently, pandas and pyarrow (default: the benchmark venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where to write the raw results as JSON.
+        #[arg(long, default_value = "runs/bench-monitor.json")]
+        out: PathBuf,
+    },
     /// Drift monitor calibration: false alarms without drift, and power against a shift.
     ///
     /// Splits the table's rows at random (--splits times) into a current sample of
@@ -394,6 +418,16 @@ enum Command {
         #[command(subcommand)]
         what: DataCommand,
     },
+    /// One autodl side of `bench monitor`, in its own process (used by the benchmark).
+    #[command(hide = true)]
+    BenchMonitorWorker {
+        #[arg(long)]
+        reference: PathBuf,
+        #[arg(long)]
+        current: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// One autodl side of `bench data`, in its own process (used by the benchmark).
     #[command(hide = true)]
     BenchDataWorker {
@@ -563,6 +597,21 @@ fn main() -> ExitCode {
         .map(|_| ExitCode::SUCCESS),
         Command::Bench {
             what:
+                BenchCommand::Monitor {
+                    rows,
+                    repeats,
+                    python,
+                    out,
+                },
+        } => bench_monitor::run(&bench_monitor::MonitorBenchArgs {
+            rows,
+            repeats,
+            python,
+            out,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
                 BenchCommand::Calibration {
                     data,
                     target,
@@ -624,6 +673,11 @@ fn main() -> ExitCode {
             out,
         })
         .map(|_| ExitCode::SUCCESS),
+        Command::BenchMonitorWorker {
+            reference,
+            current,
+            out,
+        } => bench_monitor::worker(&reference, &current, &out).map(|_| ExitCode::SUCCESS),
         Command::BenchDataWorker { file, target } => {
             bench_data::worker(&file, &target).map(|_| ExitCode::SUCCESS)
         }
