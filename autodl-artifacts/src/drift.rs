@@ -106,6 +106,57 @@ pub struct DriftReport {
 
 crate::versioned!(DriftReport);
 
+/// Model performance in one chunk: estimated without labels, and realised where labels came.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkPerformance {
+    /// The metric (`accuracy`).
+    pub metric: String,
+    /// Confidence-based estimate from the model's calibrated probabilities (no labels used).
+    pub estimated: f64,
+    /// The metric on the rows whose labels are known, when any are.
+    pub realised: Option<f64>,
+    /// Rows with a known label.
+    pub labelled_rows: usize,
+}
+
+/// One chunk of consecutive rows and its drift against the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkDrift {
+    /// Chunk number, from 0.
+    pub index: usize,
+    /// Index of the chunk's first row in the data (from 0).
+    pub first_row: usize,
+    /// Rows in the chunk.
+    pub rows: usize,
+    /// First and last value of the timestamp column in the chunk, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<[String; 2]>,
+    /// The chunk against the reference.
+    pub report: DriftReport,
+    /// Performance in the chunk, when the model's probabilities were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<ChunkPerformance>,
+}
+
+/// Drift of a table analysed in chunks against one reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkedDriftReport {
+    /// Schema version of this artifact.
+    pub schema_version: u32,
+    /// How the rows were chunked, in words.
+    pub chunking: String,
+    /// The reference, in words.
+    pub reference: String,
+    /// Each chunk, in order.
+    pub chunks: Vec<ChunkDrift>,
+    /// Performance in the reference (realised, and estimated as for a chunk), when the model's
+    /// probabilities were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_performance: Option<ChunkPerformance>,
+}
+
+crate::versioned!(ChunkedDriftReport);
+
 #[cfg(test)]
 mod tests {
     use super::*;

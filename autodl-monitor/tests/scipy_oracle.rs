@@ -1,6 +1,7 @@
 //! The drift statistics against scipy on generated samples: `ks_2samp` (exact p-values at
 //! these sizes), `chi2_contingency`, `wasserstein_distance` and `jensenshannon` agree to 1e-9
-//! relative. scipy runs from the project's oracle venv (`scripts/oracle-venv.sh`).
+//! relative; so does the performance estimate's isotonic calibration with scikit-learn's
+//! `IsotonicRegression`. Both run from the project's oracle venv (`scripts/oracle-venv.sh`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,6 +105,22 @@ fn drift_statistics_equal_scipy() {
         let (stat, p, dof) = stats::chi2_homogeneity(&r, &c);
         ours.push(vec![stat, p, dof as f64]);
         cases.push(json!({"kind": "chi2", "r": r, "c": c}));
+    }
+    // Isotonic calibration: scores with many ties (two decimals) and labels drawn with a
+    // miscalibrated probability, evaluated on and between the scores and beyond them.
+    for (k, n) in [(0u64, 50usize), (1, 2000), (2, 20_000)] {
+        let mut u = Normal(100 + k);
+        let scores: Vec<f64> = (0..n)
+            .map(|_| (u.uniform() * 100.0).round() / 100.0)
+            .collect();
+        let labels: Vec<bool> = scores
+            .iter()
+            .map(|&s| u.uniform() < s * s * 0.9 + 0.05)
+            .collect();
+        let at: Vec<f64> = (0..=240).map(|i| i as f64 / 200.0 - 0.1).collect();
+        let c = autodl_monitor::performance::IsotonicCalibration::fit(&scores, &labels);
+        ours.push(at.iter().map(|&x| c.apply(x)).collect());
+        cases.push(json!({"kind": "isotonic", "scores": scores, "labels": labels, "at": at}));
     }
     let dir = std::env::temp_dir().join(format!("autodl-scipy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,14 +1,14 @@
 //! `cargo xtask predict`, `cargo xtask serve` and `cargo xtask monitor`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use autodl_artifacts::drift::DriftReference;
 use autodl_artifacts::export::OutputKind;
 use autodl_artifacts::io::{read_json, write_json};
 use autodl_artifacts::run::{RunManifest, paths};
-use autodl_artifacts::table::Matrix;
+use autodl_artifacts::table::{Matrix, RawTable};
 
 fn open_run(run: &Path) -> Result<RunManifest> {
     let path = run.join(paths::MANIFEST);
@@ -175,11 +175,93 @@ pub fn serve(
     Ok(())
 }
 
-/// Prints and writes the drift report of `data` against the run's reference. Returns whether
-/// drift was detected.
-pub fn monitor(run: &Path, data: &Path, alpha: f64, out: Option<&Path>) -> Result<bool> {
-    open_run(run)?;
-    let reference: DriftReference = read_json(&run.join(paths::DRIFT_REFERENCE))?;
+/// Settings of `cargo xtask monitor`.
+#[derive(Debug, Clone)]
+pub struct MonitorArgs {
+    pub run: Option<PathBuf>,
+    pub reference: Option<PathBuf>,
+    pub columns: Vec<String>,
+    pub data: PathBuf,
+    pub alpha: f64,
+    pub chunk_size: Option<usize>,
+    pub timestamp: Option<String>,
+    pub performance: Option<crate::chunks::PerformanceArgs>,
+    pub out: Option<PathBuf>,
+}
+
+/// Prints and writes the drift report of `data` against the run's reference (or a reference
+/// table), whole or in chunks. Returns whether drift was detected.
+pub fn monitor(a: &MonitorArgs) -> Result<bool> {
+    let data = a.data.as_path();
+    let stem = data
+        .file_stem()
+        .map_or("data".into(), |s| s.to_string_lossy().into_owned());
+    let (reference, reference_table, default_out) = match (&a.run, &a.reference) {
+        (Some(run), None) => {
+            open_run(run)?;
+            let reference: DriftReference = read_json(&run.join(paths::DRIFT_REFERENCE))?;
+            (
+                reference,
+                None,
+                run.join(format!("monitor/report-{stem}.json")),
+            )
+        }
+        (None, Some(file)) => {
+            let table = autodl_data::read_table(file)?;
+            let built_from = format!("{}", file.display());
+            let reference = if a.columns.is_empty() {
+                // Every column but the target, the model's output, the id and the time.
+                let mut skip: Vec<&str> = Vec::new();
+                if let Some(p) = &a.performance {
+                    skip.extend([p.proba.as_str(), p.target.as_str()]);
+                    skip.extend(p.id.as_deref());
+                }
+                skip.extend(a.timestamp.as_deref());
+                autodl_monitor::build_reference_from_table(&table, &skip, &built_from)?
+            } else {
+                let mut columns = Vec::new();
+                for name in &a.columns {
+                    columns.push(
+                        table
+                            .column(name)
+                            .with_context(|| {
+                                format!(
+                                    "{} has no column '{name}' (columns: {})",
+                                    file.display(),
+                                    table.names().join(", ")
+                                )
+                            })?
+                            .clone(),
+                    );
+                }
+                let sub = RawTable { columns };
+                autodl_monitor::build_reference_from_table(&sub, &[], &built_from)?
+            };
+            let out = PathBuf::from(format!("runs/monitor/report-{stem}.json"));
+            (reference, Some(table), out)
+        }
+        _ => anyhow::bail!("give either --run DIR or --reference FILE"),
+    };
+    let path = a.out.clone().unwrap_or(default_out);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if let Some(chunk_size) = a.chunk_size {
+        return crate::chunks::run(&crate::chunks::Chunked {
+            reference: &reference,
+            reference_table: reference_table.as_ref(),
+            data,
+            chunk_size,
+            alpha: a.alpha,
+            timestamp: a.timestamp.as_deref(),
+            perf: a.performance.as_ref(),
+            out: &path,
+        });
+    }
+    if a.performance.is_some() {
+        anyhow::bail!("--proba estimates performance per chunk: give --chunk-size too");
+    }
+    let alpha = a.alpha;
     let table = autodl_data::read_table(data)?;
     let report =
         autodl_monitor::detect(&reference, &table, &autodl_monitor::DriftConfig { alpha })?;
@@ -221,13 +303,6 @@ pub fn monitor(run: &Path, data: &Path, alpha: f64, out: Option<&Path>) -> Resul
         } else {
             String::new()
         }
-    );
-    let stem = data
-        .file_stem()
-        .map_or("data".into(), |s| s.to_string_lossy().into_owned());
-    let path = out.map_or_else(
-        || run.join(format!("monitor/report-{stem}.json")),
-        Path::to_path_buf,
     );
     write_json(&path, &report)?;
     eprintln!("report written to {}", path.display());

@@ -10,6 +10,7 @@ mod bench_data;
 mod bench_infer;
 mod bench_monitor;
 mod bench_serve;
+mod chunks;
 mod commands;
 mod data;
 mod machine;
@@ -559,16 +560,54 @@ enum Command {
     /// Feature by feature: Kolmogorov–Smirnov (numeric) or chi-square (categorical) with
     /// Benjamini–Hochberg correction, plus PSI. Prints a table and writes a JSON report.
     Monitor {
-        /// Run directory written by `cargo xtask run`.
+        /// Run directory written by `cargo xtask run`: its drift reference (the training rows).
+        #[arg(
+            long,
+            required_unless_present = "reference",
+            conflicts_with = "reference"
+        )]
+        run: Option<PathBuf>,
+        /// A reference table instead of a run (a period known to be good): every column but
+        /// the target, the probability, the id and the timestamp is monitored, numeric where
+        /// stored as numbers, categorical otherwise.
         #[arg(long)]
-        run: PathBuf,
+        reference: Option<PathBuf>,
+        /// With --reference: monitor only these columns (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
         /// CSV or Parquet file with the model's input columns.
         #[arg(long)]
         data: PathBuf,
         /// Significance level of the adjusted p-values.
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
-        /// Where to write the JSON report (default: <run>/monitor/report-<file stem>.json).
+        /// Analyse the data in chunks of this many consecutive rows (one report per chunk).
+        #[arg(long)]
+        chunk_size: Option<usize>,
+        /// A timestamp column: each chunk's first and last value are shown.
+        #[arg(long)]
+        timestamp: Option<String>,
+        /// A column with the model's probability of the positive class, in the reference and
+        /// the data: accuracy is estimated per chunk without labels (CBPE-style, calibrated
+        /// on the reference), and realised where labels are known. Needs --reference,
+        /// --target and --chunk-size.
+        #[arg(long, requires_all = ["target", "reference", "chunk_size"])]
+        proba: Option<String>,
+        /// A column with the model's hard prediction (0/1) beside --proba; without it a row is
+        /// predicted positive when its probability is at least 0.5.
+        #[arg(long, requires = "proba")]
+        pred: Option<String>,
+        /// The binary target (0/1 or true/false) in the reference, and in the data or --labels.
+        #[arg(long)]
+        target: Option<String>,
+        /// Labels that arrived later: a table with --id and --target columns.
+        #[arg(long, requires = "id")]
+        labels: Option<PathBuf>,
+        /// The column joining the data and --labels.
+        #[arg(long)]
+        id: Option<String>,
+        /// Where to write the JSON report (default: <run>/monitor/report-<file stem>.json, or
+        /// runs/monitor/report-<file stem>.json with --reference).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Exit with status 3 when drift is detected.
@@ -878,11 +917,37 @@ fn main() -> ExitCode {
         } => commands::predict(&run, &data, out.as_deref(), piece_mb).map(|_| ExitCode::SUCCESS),
         Command::Monitor {
             run,
+            reference,
+            columns,
             data,
             alpha,
+            chunk_size,
+            timestamp,
+            proba,
+            pred,
+            target,
+            labels,
+            id,
             out,
             fail_on_drift,
-        } => commands::monitor(&run, &data, alpha, out.as_deref()).map(|drift| {
+        } => commands::monitor(&commands::MonitorArgs {
+            run,
+            reference,
+            columns,
+            data,
+            alpha,
+            chunk_size,
+            timestamp,
+            performance: proba.map(|proba| chunks::PerformanceArgs {
+                proba,
+                pred,
+                target: target.unwrap_or_default(),
+                labels,
+                id,
+            }),
+            out,
+        })
+        .map(|drift| {
             if drift && fail_on_drift {
                 ExitCode::from(3)
             } else {

@@ -1242,3 +1242,93 @@ fn drift_calibration_rarely_alarms_without_drift_and_always_sees_a_large_shift()
     }
     assert!(text(&o.stdout).contains("false-alarm rate"));
 }
+
+#[test]
+fn chunked_monitoring_finds_the_drifted_chunks_and_estimates_accuracy_without_labels() {
+    let dir = Scratch::new("chunks");
+    // x moves by one standard deviation from row 2,000 of the data on; c never moves. The
+    // model's probability p is right on average (y is 1 with probability p); the data's
+    // labels arrive in a separate file keyed by id, for every other row.
+    let mut state = 5u64;
+    let mut uniform = move || {
+        state = autodl_artifacts::context::splitmix64(state);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut table = |rows: usize, shift_from: usize, ids: usize| {
+        let mut csv = String::from("id,x,c,p,y\n");
+        let mut labels = String::from("id,y\n");
+        for r in 0..rows {
+            let (u, v) = (uniform(), uniform());
+            let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+            let x = z + if r >= shift_from { 1.0 } else { 0.0 };
+            let c = ["a", "b", "c"][(uniform() * 3.0) as usize];
+            let p = (uniform() * 100.0).round() / 100.0;
+            let y = u8::from(uniform() < p);
+            csv += &format!("{},{x},{c},{p},{y}\n", ids + r);
+            if r % 2 == 0 {
+                labels += &format!("{},{y}\n", ids + r);
+            }
+        }
+        (csv, labels)
+    };
+    let (reference, _) = table(3000, usize::MAX, 0);
+    let (data, labels) = table(4000, 2000, 100_000);
+    let p = |name: &str| dir.path().join(name);
+    std::fs::write(p("reference.csv"), reference).unwrap();
+    std::fs::write(p("data.csv"), data).unwrap();
+    std::fs::write(p("labels.csv"), labels).unwrap();
+    let out = p("chunks.json");
+    let path = |name: &str| p(name).to_string_lossy().into_owned();
+    let o = xtask(&[
+        "monitor",
+        "--reference",
+        &path("reference.csv"),
+        "--data",
+        &path("data.csv"),
+        "--chunk-size",
+        "1000",
+        "--proba",
+        "p",
+        "--target",
+        "y",
+        "--labels",
+        &path("labels.csv"),
+        "--id",
+        "id",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report: autodl_artifacts::drift::ChunkedDriftReport = read_json(&out).unwrap();
+    assert_eq!(report.chunks.len(), 4);
+    for c in &report.chunks {
+        // Only x and c are monitored (id, p and y are skipped); x drifts from chunk 2 on.
+        assert_eq!(c.report.features.len(), 2);
+        let expected: Vec<String> = if c.index >= 2 {
+            vec!["x".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(c.report.drifted_columns, expected, "chunk {}", c.index);
+        let perf = c.performance.as_ref().unwrap();
+        assert_eq!(perf.labelled_rows, 500);
+        // Calibrated probabilities estimate accuracy close to what the labels show.
+        let realised = perf.realised.unwrap();
+        assert!((perf.estimated - realised).abs() < 0.05, "{perf:?}");
+    }
+    assert!(text(&o.stdout).contains("2 of 4 chunks drifted"));
+    // Probabilities without a reference to calibrate on are refused with a reason.
+    let o = xtask(&[
+        "monitor",
+        "--reference",
+        &path("reference.csv"),
+        "--data",
+        &path("data.csv"),
+        "--proba",
+        "p",
+        "--target",
+        "y",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("chunk"), "{}", text(&o.stderr));
+}

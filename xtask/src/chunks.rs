@@ -1,0 +1,300 @@
+//! `cargo xtask monitor --chunk-size N`: drift per chunk of consecutive rows, and, given the
+//! model's probabilities, estimated and realised accuracy per chunk.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use autodl_artifacts::SCHEMA_VERSION;
+use autodl_artifacts::drift::{ChunkDrift, ChunkPerformance, ChunkedDriftReport, DriftReference};
+use autodl_artifacts::io::write_json;
+use autodl_artifacts::table::{ColumnValues, RawColumn, RawTable};
+use autodl_artifacts::transform::{parse_bool, parse_number};
+use autodl_monitor::performance::{IsotonicCalibration, expected_accuracy, realised_accuracy};
+
+/// What the performance part needs: the probability and target columns, and where labels of
+/// the analysed rows come from.
+#[derive(Debug, Clone)]
+pub struct PerformanceArgs {
+    /// Column with the model's probability of the positive class (reference and data).
+    pub proba: String,
+    /// Column with the model's hard prediction (0/1); without it, probability ≥ 0.5.
+    pub pred: Option<String>,
+    /// Target column of the reference (and of the data or the labels file).
+    pub target: String,
+    /// A labels table joined to the data on `id`.
+    pub labels: Option<PathBuf>,
+    /// The column joining the data and the labels.
+    pub id: Option<String>,
+}
+
+/// A column as numbers (text parsed; booleans as 0/1), `None` where missing or unreadable.
+fn numbers(col: &RawColumn) -> Vec<Option<f64>> {
+    match &col.values {
+        ColumnValues::Numeric(v) => v.clone(),
+        other => (0..other.len())
+            .map(|r| {
+                other.label_ref(r).and_then(|s| {
+                    parse_number(&s).or_else(|| parse_bool(&s).map(|b| f64::from(u8::from(b))))
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A 0/1 target column as booleans (`None` where missing); other values are an error.
+fn labels_of(col: &RawColumn) -> Result<Vec<Option<bool>>> {
+    let values = numbers(col);
+    values
+        .iter()
+        .enumerate()
+        .map(|(r, v)| match v {
+            None if col.values.label_ref(r).is_none() => Ok(None),
+            Some(x) if *x == 0.0 || *x == 1.0 => Ok(Some(*x == 1.0)),
+            _ => bail!(
+                "column '{}' row {}: a binary target must be 0/1 or true/false, found {:?}",
+                col.name,
+                r + 1,
+                col.values.label_ref(r).unwrap_or_default()
+            ),
+        })
+        .collect()
+}
+
+fn column<'a>(table: &'a RawTable, name: &str, what: &str) -> Result<&'a RawColumn> {
+    table.column(name).with_context(|| {
+        format!(
+            "{what} has no column '{name}' (columns: {})",
+            table.names().join(", ")
+        )
+    })
+}
+
+/// The labels of `data`'s rows: its own target column, or the labels table joined on `id`.
+fn data_labels(data: &RawTable, p: &PerformanceArgs) -> Result<Vec<Option<bool>>> {
+    match (&p.labels, &p.id) {
+        (Some(file), Some(id)) => {
+            let labels = autodl_data::read_table(file)?;
+            let what = format!("{}", file.display());
+            let keys = column(&labels, id, &what)?;
+            let values = labels_of(column(&labels, &p.target, &what)?)?;
+            let by_id: HashMap<String, Option<bool>> = (0..labels.n_rows())
+                .filter_map(|r| keys.values.label(r).map(|k| (k, values[r])))
+                .collect();
+            let ids = column(data, id, "the data")?;
+            Ok((0..data.n_rows())
+                .map(|r| {
+                    ids.values
+                        .label(r)
+                        .and_then(|k| by_id.get(&k).copied().flatten())
+                })
+                .collect())
+        }
+        (Some(_), None) => bail!("--labels needs --id, the column joining them to the data"),
+        (None, _) => match data.column(&p.target) {
+            Some(c) => labels_of(c),
+            None => Ok(vec![None; data.n_rows()]),
+        },
+    }
+}
+
+/// The model's outputs on some rows: probabilities of the positive class and hard predictions.
+struct Outputs {
+    proba: Vec<Option<f64>>,
+    predicted: Vec<Option<bool>>,
+}
+
+impl Outputs {
+    fn of(table: &RawTable, p: &PerformanceArgs, what: &str) -> Result<Outputs> {
+        let proba = numbers(column(table, &p.proba, what)?);
+        let predicted = match &p.pred {
+            Some(c) => labels_of(column(table, c, what)?)?,
+            None => proba.iter().map(|s| s.map(|s| s >= 0.5)).collect(),
+        };
+        Ok(Outputs { proba, predicted })
+    }
+}
+
+/// Estimated and realised accuracy of `rows` of the data.
+fn performance(
+    calibration: &IsotonicCalibration,
+    outputs: &Outputs,
+    labels: &[Option<bool>],
+    rows: std::ops::Range<usize>,
+) -> ChunkPerformance {
+    let (mut p, mut predicted, mut known) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        if let (Some(score), Some(yes)) = (outputs.proba[r], outputs.predicted[r]) {
+            p.push(calibration.apply(score));
+            predicted.push(yes);
+            known.push(labels[r]);
+        }
+    }
+    let (realised, labelled_rows) = realised_accuracy(&predicted, &known);
+    ChunkPerformance {
+        metric: "accuracy".into(),
+        estimated: expected_accuracy(&p, &predicted),
+        realised,
+        labelled_rows,
+    }
+}
+
+/// What to analyse in chunks, and how.
+#[derive(Debug)]
+pub struct Chunked<'a> {
+    /// The drift reference.
+    pub reference: &'a DriftReference,
+    /// The reference rows, when the reference came from a table (needed for `perf`).
+    pub reference_table: Option<&'a RawTable>,
+    /// The data to analyse.
+    pub data: &'a Path,
+    /// Rows per chunk.
+    pub chunk_size: usize,
+    /// Significance level.
+    pub alpha: f64,
+    /// A timestamp column of the data.
+    pub timestamp: Option<&'a str>,
+    /// Performance estimation settings.
+    pub perf: Option<&'a PerformanceArgs>,
+    /// Where the JSON report goes.
+    pub out: &'a Path,
+}
+
+/// Analyses the data in chunks of `chunk_size` rows (the last may be shorter) against the
+/// reference; prints a table per chunk and writes the JSON report. Returns whether any chunk
+/// drifted.
+pub fn run(args: &Chunked) -> Result<bool> {
+    let Chunked {
+        reference,
+        reference_table,
+        data: data_path,
+        chunk_size,
+        alpha,
+        timestamp,
+        perf,
+        out,
+    } = *args;
+    if chunk_size == 0 {
+        bail!("--chunk-size must be at least 1");
+    }
+    let data = autodl_data::read_table(data_path)?;
+    let n = data.n_rows();
+    if n == 0 {
+        bail!("{} has no rows", data_path.display());
+    }
+    let stamps = match timestamp {
+        Some(t) => Some(column(&data, t, "the data")?),
+        None => None,
+    };
+    // The probabilities are calibrated on the reference rows, whose labels are known.
+    let perf_data = match perf {
+        Some(p) => {
+            let reference_table = reference_table
+                .context("--proba needs --reference: the calibration uses its labels")?;
+            let what = "the reference";
+            let outputs = Outputs::of(reference_table, p, what)?;
+            let labels = labels_of(column(reference_table, &p.target, what)?)?;
+            let (s, l): (Vec<f64>, Vec<bool>) = outputs
+                .proba
+                .iter()
+                .zip(&labels)
+                .filter_map(|(s, l)| Some(((*s)?, (*l)?)))
+                .unzip();
+            let calibration = IsotonicCalibration::fit(&s, &l);
+            let reference_perf =
+                performance(&calibration, &outputs, &labels, 0..reference_table.n_rows());
+            let outputs = Outputs::of(&data, p, "the data")?;
+            let labels = data_labels(&data, p)?;
+            Some((calibration, outputs, labels, reference_perf))
+        }
+        None => None,
+    };
+    let cfg = autodl_monitor::DriftConfig { alpha };
+    let mut chunks = Vec::new();
+    for (index, first_row) in (0..n).step_by(chunk_size).enumerate() {
+        let rows = first_row..(first_row + chunk_size).min(n);
+        let idx: Vec<usize> = rows.clone().collect();
+        let report = autodl_monitor::detect(reference, &data.take(&idx), &cfg)?;
+        let period = stamps.map(|c| {
+            let label = |r: usize| c.values.label(r).unwrap_or_default();
+            [label(rows.start), label(rows.end - 1)]
+        });
+        let performance = perf_data
+            .as_ref()
+            .map(|(c, outputs, labels, _)| performance(c, outputs, labels, rows.clone()));
+        chunks.push(ChunkDrift {
+            index,
+            first_row,
+            rows: rows.len(),
+            period,
+            report,
+            performance,
+        });
+    }
+    let report = ChunkedDriftReport {
+        schema_version: SCHEMA_VERSION,
+        chunking: format!("{chunk_size} consecutive rows (the last chunk may be shorter)"),
+        reference: format!("{} ({} rows)", reference.built_from, reference.rows),
+        chunks,
+        reference_performance: perf_data.map(|(_, _, _, r)| r),
+    };
+    print_table(&report);
+    write_json(out, &report)?;
+    eprintln!("report written to {}", out.display());
+    Ok(report.chunks.iter().any(|c| c.report.drift_detected))
+}
+
+fn print_table(report: &ChunkedDriftReport) {
+    let perf = report.reference_performance.is_some();
+    println!(
+        "chunks of {}; reference {}\n",
+        report.chunking, report.reference
+    );
+    print!("| chunk | rows | period | drifted columns (BH-adjusted p < alpha) |");
+    if perf {
+        print!(" estimated accuracy | realised accuracy |");
+    }
+    println!(
+        "\n|---:|---:|---|---|{}",
+        if perf { "---:|---:|" } else { "" }
+    );
+    if let Some(r) = &report.reference_performance {
+        println!(
+            "| reference | | | | {:.4} | {} |",
+            r.estimated,
+            r.realised.map_or("–".into(), |v| format!("{v:.4}"))
+        );
+    }
+    for c in &report.chunks {
+        let drifted = if c.report.drifted_columns.is_empty() {
+            "–".to_string()
+        } else {
+            c.report.drifted_columns.join(", ")
+        };
+        print!(
+            "| {} | {} | {} | {drifted} |",
+            c.index,
+            c.rows,
+            c.period
+                .as_ref()
+                .map_or(String::new(), |[a, b]| format!("{a} – {b}"))
+        );
+        if let Some(p) = &c.performance {
+            print!(
+                " {:.4} | {} |",
+                p.estimated,
+                p.realised.map_or("–".into(), |v| format!(
+                    "{v:.4} ({} labels)",
+                    p.labelled_rows
+                ))
+            );
+        }
+        println!();
+    }
+    let flagged = report
+        .chunks
+        .iter()
+        .filter(|c| c.report.drift_detected)
+        .count();
+    println!("\n{flagged} of {} chunks drifted", report.chunks.len());
+}
