@@ -23,6 +23,7 @@
 //! println!("drift: {:?}", report.drifted_columns);
 //! ```
 
+pub mod kstwo;
 pub mod performance;
 pub mod stats;
 

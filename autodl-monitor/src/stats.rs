@@ -1,5 +1,5 @@
 //! Statistical tests and distances: two-sample Kolmogorov–Smirnov (exact p-values up to
-//! 10,000 rows a side, as scipy's `ks_2samp` chooses, asymptotic beyond), chi-square
+//! 10,000 rows a side, as scipy's `ks_2samp` chooses, the finite-n distribution beyond), chi-square
 //! homogeneity (with Yates' correction for one degree of freedom, as scipy's
 //! `chi2_contingency`), PSI, the Wasserstein distance, the Jensen–Shannon distance,
 //! Benjamini–Hochberg adjustment, and the special functions they need.
@@ -54,10 +54,10 @@ pub fn kolmogorov_sf(lambda: f64) -> f64 {
 /// scipy's `ks_2samp(method="auto")` uses the same limit.
 pub const KS_EXACT_MAX_N: usize = 10_000;
 
-/// Two-sided two-sample KS test of sorted samples: `(D, p)`. Up to [`KS_EXACT_MAX_N`] rows
-/// a side the p-value is exact ([`ks_exact_sf`]); beyond, it is Kolmogorov's limit
-/// `P(K > D·√(nm/(n+m)))` (scipy uses the finite-n distribution `kstwo` there, which this does
-/// not reproduce; the two differ by about 1/√(nm/(n+m)) relative).
+/// Two-sided two-sample KS test of sorted samples: `(D, p)`, as scipy's `ks_2samp` (method
+/// "auto"): up to [`KS_EXACT_MAX_N`] rows a side the p-value is exact ([`ks_exact_sf`]);
+/// beyond, it is the finite-n Kolmogorov distribution at `n = round(nm/(n+m))`
+/// ([`crate::kstwo::kstwo_sf`]).
 pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     if a.is_empty() || b.is_empty() {
         return (0.0, 1.0);
@@ -70,8 +70,8 @@ pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
         let h = (d * lcm).round();
         return (h / lcm, ks_exact_sf(n, m, h as u64));
     }
-    let en = (n * m) as f64 / (n + m) as f64;
-    (d, kolmogorov_sf(d * en.sqrt()))
+    let en = (n as f64 * m as f64) / (n + m) as f64;
+    (d, crate::kstwo::kstwo_sf(en.round() as u64, d))
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {

@@ -5,7 +5,9 @@ Usage: python scipy_oracle.py CASES.json
 Each case is {"kind": "ks", "a": [...], "b": [...]} (scipy.stats.ks_2samp, method "auto"),
 {"kind": "chi2", "r": [...], "c": [...]} (scipy.stats.chi2_contingency of the 2 × k table,
 defaults), {"kind": "wasserstein", "a", "b"} (scipy.stats.wasserstein_distance) or
-{"kind": "js", "p", "q"} (scipy.spatial.distance.jensenshannon, natural log and base 2) or
+{"kind": "js", "p", "q"} (scipy.spatial.distance.jensenshannon, natural log and base 2),
+{"kind": "kstwo", "n", "x": [...]} (scipy.stats.kstwo.sf), {"kind": "smirnov", "n", "x"}
+(scipy.special.smirnov) or
 {"kind": "isotonic", "scores", "labels", "at"} (scikit-learn's
 IsotonicRegression(out_of_bounds="clip") fitted on scores and labels, evaluated at `at`).
 Prints one JSON list with one list of numbers per case, then scipy's version on stderr.
@@ -31,6 +33,11 @@ for c in json.load(open(sys.argv[1])):
     elif kind == "js":
         out.append([float(jensenshannon(c["p"], c["q"])),
                     float(jensenshannon(c["p"], c["q"], base=2))])
+    elif kind == "kstwo":
+        out.append([float(stats.kstwo.sf(x, c["n"])) for x in c["x"]])
+    elif kind == "smirnov":
+        from scipy import special
+        out.append([float(special.smirnov(c["n"], x)) for x in c["x"]])
     elif kind == "isotonic":
         from sklearn.isotonic import IsotonicRegression
         iso = IsotonicRegression(out_of_bounds="clip").fit(c["scores"], c["labels"])
