@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtual environment holding the oracles the tests compare against:
-# onnx (onnx.checker), onnxruntime, numpy, scipy and scikit-learn (isotonic calibration).
+# onnx (onnx.checker), onnxruntime, numpy, scipy, scikit-learn (isotonic calibration) and
+# river (streaming drift detectors).
 # Prints the venv's python path on stdout.
 #
 # Location: $AUTODL_ORACLE_VENV if set, else <repo>/.venv (ignored by git).

@@ -153,6 +153,20 @@ pub struct ChunkedDriftReport {
     /// probabilities were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_performance: Option<ChunkPerformance>,
+    /// Streaming detectors run over the data's rows in order.
+    #[serde(default)]
+    pub stream_detections: Vec<StreamDetection>,
+}
+
+/// Where a streaming detector reported changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamDetection {
+    /// The stream, e.g. `model output` or `errors`.
+    pub stream: String,
+    /// The detector and its settings.
+    pub detector: String,
+    /// Data rows (from 0) at which it reported a change.
+    pub rows: Vec<usize>,
 }
 
 crate::versioned!(ChunkedDriftReport);

@@ -26,6 +26,7 @@
 pub mod kstwo;
 pub mod performance;
 pub mod stats;
+pub mod streaming;
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,8 @@ Each case is {"kind": "ks", "a": [...], "b": [...]} (scipy.stats.ks_2samp, metho
 defaults), {"kind": "wasserstein", "a", "b"} (scipy.stats.wasserstein_distance) or
 {"kind": "js", "p", "q"} (scipy.spatial.distance.jensenshannon, natural log and base 2),
 {"kind": "kstwo", "n", "x": [...]} (scipy.stats.kstwo.sf), {"kind": "smirnov", "n", "x"}
-(scipy.special.smirnov) or
+(scipy.special.smirnov), {"kind": "page_hinkley" | "ddm", "values"} (river's detectors with
+their defaults: the indices at which each reports a change) or
 {"kind": "isotonic", "scores", "labels", "at"} (scikit-learn's
 IsotonicRegression(out_of_bounds="clip") fitted on scores and labels, evaluated at `at`).
 Prints one JSON list with one list of numbers per case, then scipy's version on stderr.
@@ -38,6 +39,15 @@ for c in json.load(open(sys.argv[1])):
     elif kind == "smirnov":
         from scipy import special
         out.append([float(special.smirnov(c["n"], x)) for x in c["x"]])
+    elif kind in ("page_hinkley", "ddm"):
+        from river import drift
+        det = drift.PageHinkley() if kind == "page_hinkley" else drift.binary.DDM()
+        found = []
+        for i, x in enumerate(c["values"]):
+            det.update(x)
+            if det.drift_detected:
+                found.append(float(i))
+        out.append(found)
     elif kind == "isotonic":
         from sklearn.isotonic import IsotonicRegression
         iso = IsotonicRegression(out_of_bounds="clip").fit(c["scores"], c["labels"])

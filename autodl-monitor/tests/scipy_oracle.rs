@@ -136,6 +136,29 @@ fn drift_statistics_equal_scipy() {
         );
         cases.push(json!({"kind": "smirnov", "n": n, "x": x}));
     }
+    // Streaming detectors against river's, with river's defaults: the same change points.
+    for (k, (shift, scale)) in [(0.0, 1.0), (1.0, 0.25), (0.3, 0.5)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut g = Normal(200 + k as u64);
+        let mut values = g.sample(3000, 0.0, false);
+        values.extend(g.sample(2000, shift / scale, false));
+        let values: Vec<f64> = values.iter().map(|v| v * scale).collect();
+        let mut ph = autodl_monitor::streaming::PageHinkley::default();
+        let found = autodl_monitor::streaming::detections(&mut ph, values.iter().copied());
+        ours.push(found.iter().map(|&i| i as f64).collect());
+        cases.push(json!({"kind": "page_hinkley", "values": values}));
+        // Errors at 10%, then at 10%, 25% or 15%.
+        let p1 = [0.1, 0.25, 0.15][k];
+        let errors: Vec<f64> = (0..5000)
+            .map(|i| f64::from(u8::from(g.uniform() < if i < 3000 { 0.1 } else { p1 })))
+            .collect();
+        let mut ddm = autodl_monitor::streaming::Ddm::default();
+        let found = autodl_monitor::streaming::detections(&mut ddm, errors.iter().copied());
+        ours.push(found.iter().map(|&i| i as f64).collect());
+        cases.push(json!({"kind": "ddm", "values": errors}));
+    }
     // Isotonic calibration: scores with many ties (two decimals) and labels drawn with a
     // miscalibrated probability, evaluated on and between the scores and beyond them.
     for (k, n) in [(0u64, 50usize), (1, 2000), (2, 20_000)] {
@@ -169,8 +192,21 @@ fn drift_statistics_equal_scipy() {
     );
     let theirs: Vec<Vec<f64>> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(theirs.len(), ours.len());
+    let detected: Vec<String> = cases
+        .iter()
+        .zip(&theirs)
+        .filter(|(c, _)| c["kind"] == "page_hinkley" || c["kind"] == "ddm")
+        .map(|(c, t)| format!("{} {:?}", c["kind"], t))
+        .collect();
+    eprintln!("river's change points: {}", detected.join("; "));
     let (mut worst, mut worst_kind) = (0.0f64, String::new());
     for ((case, a), b) in cases.iter().zip(&ours).zip(&theirs) {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{} case: ours {a:?}, theirs {b:?}",
+            case["kind"]
+        );
         for (x, y) in a.iter().zip(b) {
             assert!(
                 close(*x, *y),

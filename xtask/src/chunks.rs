@@ -231,12 +231,67 @@ pub fn run(args: &Chunked) -> Result<bool> {
             performance,
         });
     }
+    // Streaming detectors over the rows in order: the model's output (ADWIN, Page–Hinkley),
+    // and its errors where labels are known (DDM, ADWIN).
+    let mut stream_detections = Vec::new();
+    if let Some((_, outputs, labels, _)) = &perf_data {
+        let output: Vec<(usize, f64)> = outputs
+            .proba
+            .iter()
+            .enumerate()
+            .filter_map(|(r, p)| Some((r, (*p)?)))
+            .collect();
+        let errors: Vec<(usize, f64)> = outputs
+            .predicted
+            .iter()
+            .zip(labels)
+            .enumerate()
+            .filter_map(|(r, (p, l))| Some((r, f64::from(u8::from((*p)? != (*l)?)))))
+            .collect();
+        use autodl_monitor::streaming::{Adwin, Ddm, Detector, PageHinkley, detections};
+        let mut run =
+            |stream: &str, detector: &str, det: &mut dyn Detector, values: &[(usize, f64)]| {
+                let found = detections(det, values.iter().map(|&(_, v)| v));
+                stream_detections.push(autodl_artifacts::drift::StreamDetection {
+                    stream: stream.into(),
+                    detector: detector.into(),
+                    rows: found.into_iter().map(|i| values[i].0).collect(),
+                });
+            };
+        run(
+            "model output",
+            "ADWIN (delta 0.002)",
+            &mut Adwin::default(),
+            &output,
+        );
+        run(
+            "model output",
+            "Page-Hinkley (delta 0.005, threshold 50)",
+            &mut PageHinkley::default(),
+            &output,
+        );
+        if !errors.is_empty() {
+            run(
+                "errors",
+                "DDM (warning 2, drift 3)",
+                &mut Ddm::default(),
+                &errors,
+            );
+            run(
+                "errors",
+                "ADWIN (delta 0.002)",
+                &mut Adwin::default(),
+                &errors,
+            );
+        }
+    }
     let report = ChunkedDriftReport {
         schema_version: SCHEMA_VERSION,
         chunking: format!("{chunk_size} consecutive rows (the last chunk may be shorter)"),
         reference: format!("{} ({} rows)", reference.built_from, reference.rows),
         chunks,
         reference_performance: perf_data.map(|(_, _, _, r)| r),
+        stream_detections,
     };
     print_table(&report);
     write_json(out, &report)?;
@@ -297,4 +352,23 @@ fn print_table(report: &ChunkedDriftReport) {
         .filter(|c| c.report.drift_detected)
         .count();
     println!("\n{flagged} of {} chunks drifted", report.chunks.len());
+    if !report.stream_detections.is_empty() {
+        println!("\nstreaming detectors over the rows in order:");
+        for s in &report.stream_detections {
+            let rows: Vec<String> = s.rows.iter().take(12).map(|r| r.to_string()).collect();
+            println!(
+                "  {} · {}: {} change{}{}{}",
+                s.stream,
+                s.detector,
+                s.rows.len(),
+                if s.rows.len() == 1 { "" } else { "s" },
+                if rows.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at rows {}", rows.join(", "))
+                },
+                if s.rows.len() > 12 { ", …" } else { "" }
+            );
+        }
+    }
 }

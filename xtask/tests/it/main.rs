@@ -1317,6 +1317,25 @@ fn chunked_monitoring_finds_the_drifted_chunks_and_estimates_accuracy_without_la
         assert!((perf.estimated - realised).abs() < 0.05, "{perf:?}");
     }
     assert!(text(&o.stdout).contains("2 of 4 chunks drifted"));
+    // The streaming detectors ran over the model's output and, where labels are known, its
+    // errors; they report data rows, in order.
+    let streams: Vec<(&str, &str)> = report
+        .stream_detections
+        .iter()
+        .map(|s| (s.stream.as_str(), s.detector.split(' ').next().unwrap()))
+        .collect();
+    assert_eq!(
+        streams,
+        [
+            ("model output", "ADWIN"),
+            ("model output", "Page-Hinkley"),
+            ("errors", "DDM"),
+            ("errors", "ADWIN")
+        ]
+    );
+    for s in &report.stream_detections {
+        assert!(s.rows.windows(2).all(|w| w[0] < w[1]) && s.rows.iter().all(|&r| r < 4000));
+    }
     // Probabilities without a reference to calibrate on are refused with a reason.
     let o = xtask(&[
         "monitor",
