@@ -272,7 +272,7 @@ impl Detector for Adwin {
         if self.window.len() > self.max_window {
             self.pop();
         }
-        if self.seen % self.clock != 0 {
+        if !self.seen.is_multiple_of(self.clock) {
             return false;
         }
         let mut changed = false;
