@@ -136,6 +136,10 @@ pub struct ChunkDrift {
     /// Performance in the chunk, when the model's probabilities were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<ChunkPerformance>,
+    /// Drift of the model's output (its probability) against the reference's, on its own
+    /// (not part of the columns' multiple-testing adjustment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_drift: Option<FeatureDrift>,
 }
 
 /// Drift of a table analysed in chunks against one reference.

@@ -210,6 +210,18 @@ pub fn run(args: &Chunked) -> Result<bool> {
         None => None,
     };
     let cfg = autodl_monitor::DriftConfig { alpha };
+    // The model's output in the reference, for prediction drift per chunk.
+    let output_reference = match (perf, reference_table) {
+        (Some(p), Some(t)) => {
+            let col = column(t, &p.proba, "the reference")?.clone();
+            Some(autodl_monitor::build_reference_from_table(
+                &RawTable { columns: vec![col] },
+                &[],
+                "the reference's model output",
+            )?)
+        }
+        _ => None,
+    };
     let mut chunks = Vec::new();
     for (index, first_row) in (0..n).step_by(chunk_size).enumerate() {
         let rows = first_row..(first_row + chunk_size).min(n);
@@ -222,6 +234,20 @@ pub fn run(args: &Chunked) -> Result<bool> {
         let performance = perf_data
             .as_ref()
             .map(|(c, outputs, labels, _)| performance(c, outputs, labels, rows.clone()));
+        let output_drift = match (&output_reference, perf) {
+            (Some(r), Some(p)) => {
+                let column = column(&data, &p.proba, "the data")?;
+                let chunk = RawTable {
+                    columns: vec![RawColumn {
+                        name: column.name.clone(),
+                        values: column.values.take(&idx),
+                    }],
+                };
+                let d = autodl_monitor::detect(r, &chunk, &cfg)?;
+                d.features.into_iter().next()
+            }
+            _ => None,
+        };
         chunks.push(ChunkDrift {
             index,
             first_row,
@@ -229,6 +255,7 @@ pub fn run(args: &Chunked) -> Result<bool> {
             period,
             report,
             performance,
+            output_drift,
         });
     }
     // Streaming detectors over the rows in order: the model's output (ADWIN, Page–Hinkley),
@@ -336,7 +363,12 @@ fn print_table(report: &ChunkedDriftReport) {
         );
         if let Some(p) = &c.performance {
             print!(
-                " {:.4} | {} |",
+                " {} | {:.4} | {} |",
+                c.output_drift.as_ref().map_or("–".into(), |d| format!(
+                    "{:.2e}{}",
+                    d.p_value,
+                    if d.drifted { " drift" } else { "" }
+                )),
                 p.estimated,
                 p.realised.map_or("–".into(), |v| format!(
                     "{v:.4} ({} labels)",
