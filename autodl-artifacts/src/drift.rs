@@ -140,6 +140,9 @@ pub struct ChunkDrift {
     /// (not part of the columns' multiple-testing adjustment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_drift: Option<FeatureDrift>,
+    /// Maximum mean discrepancy and the domain classifier, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivariate: Option<MultivariateDrift>,
 }
 
 /// Drift of a table analysed in chunks against one reference.
@@ -160,6 +163,23 @@ pub struct ChunkedDriftReport {
     /// Streaming detectors run over the data's rows in order.
     #[serde(default)]
     pub stream_detections: Vec<StreamDetection>,
+}
+
+/// What the multivariate tests found for one batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultivariateDrift {
+    /// Rows of each side used.
+    pub rows: [usize; 2],
+    /// Unbiased MMD² estimate.
+    pub mmd2: f64,
+    /// Its permutation p-value.
+    pub mmd_p_value: f64,
+    /// Permutations run.
+    pub permutations: usize,
+    /// Cross-validated AUC of the domain classifier.
+    pub domain_auc: f64,
+    /// The encoded columns with the largest absolute weights, largest first.
+    pub drivers: Vec<(String, f64)>,
 }
 
 /// Where a streaming detector reported changes.

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod kstwo;
+pub mod multivariate;
 pub mod performance;
 pub mod stats;
 pub mod streaming;

@@ -158,6 +158,8 @@ pub struct Chunked<'a> {
     pub perf: Option<&'a PerformanceArgs>,
     /// Where the JSON report goes.
     pub out: &'a Path,
+    /// Run the multivariate tests (MMD, domain classifier) on each chunk.
+    pub multivariate: bool,
 }
 
 /// Analyses the data in chunks of `chunk_size` rows (the last may be shorter) against the
@@ -173,7 +175,11 @@ pub fn run(args: &Chunked) -> Result<bool> {
         timestamp,
         perf,
         out,
+        multivariate,
     } = *args;
+    if multivariate && reference_table.is_none() {
+        bail!("--multivariate needs --reference: the tests compare rows, not a run's summaries");
+    }
     if chunk_size == 0 {
         bail!("--chunk-size must be at least 1");
     }
@@ -248,6 +254,30 @@ pub fn run(args: &Chunked) -> Result<bool> {
             }
             _ => None,
         };
+        let multivariate = match (multivariate, reference_table) {
+            (true, Some(t)) => {
+                let columns: Vec<(&str, bool)> = reference
+                    .features
+                    .iter()
+                    .map(|f| {
+                        (
+                            f.column(),
+                            matches!(f, autodl_artifacts::drift::FeatureReference::Numeric { .. }),
+                        )
+                    })
+                    .collect();
+                let m = autodl_monitor::multivariate::detect_multivariate(
+                    t,
+                    &data.take(&idx),
+                    &columns,
+                    500,
+                    200,
+                    index as u64,
+                )?;
+                Some(m)
+            }
+            _ => None,
+        };
         chunks.push(ChunkDrift {
             index,
             first_row,
@@ -256,6 +286,7 @@ pub fn run(args: &Chunked) -> Result<bool> {
             report,
             performance,
             output_drift,
+            multivariate,
         });
     }
     // Streaming detectors over the rows in order: the model's output (ADWIN, Page–Hinkley),
@@ -384,6 +415,30 @@ fn print_table(report: &ChunkedDriftReport) {
         .filter(|c| c.report.drift_detected)
         .count();
     println!("\n{flagged} of {} chunks drifted", report.chunks.len());
+    if report.chunks.iter().any(|c| c.multivariate.is_some()) {
+        println!(
+            "\n| chunk | MMD² | MMD p (permutations) | domain classifier AUC | its strongest columns |\n|---:|---:|---:|---:|---|"
+        );
+        for c in &report.chunks {
+            if let Some(m) = &c.multivariate {
+                let drivers: Vec<String> = m
+                    .drivers
+                    .iter()
+                    .take(3)
+                    .map(|(n, w)| format!("{n} ({w:+.2})"))
+                    .collect();
+                println!(
+                    "| {} | {:.5} | {:.3} ({}) | {:.3} | {} |",
+                    c.index,
+                    m.mmd2,
+                    m.mmd_p_value,
+                    m.permutations,
+                    m.domain_auc,
+                    drivers.join(", ")
+                );
+            }
+        }
+    }
     if !report.stream_detections.is_empty() {
         println!("\nstreaming detectors over the rows in order:");
         for s in &report.stream_detections {

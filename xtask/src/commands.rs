@@ -186,6 +186,7 @@ pub struct MonitorArgs {
     pub chunk_size: Option<usize>,
     pub timestamp: Option<String>,
     pub performance: Option<crate::chunks::PerformanceArgs>,
+    pub multivariate: bool,
     pub out: Option<PathBuf>,
 }
 
@@ -256,10 +257,13 @@ pub fn monitor(a: &MonitorArgs) -> Result<bool> {
             timestamp: a.timestamp.as_deref(),
             perf: a.performance.as_ref(),
             out: &path,
+            multivariate: a.multivariate,
         });
     }
-    if a.performance.is_some() {
-        anyhow::bail!("--proba estimates performance per chunk: give --chunk-size too");
+    if a.performance.is_some() || a.multivariate {
+        anyhow::bail!(
+            "--proba and --multivariate work per chunk: give --chunk-size too (the whole file as one chunk: its row count)"
+        );
     }
     let alpha = a.alpha;
     let table = autodl_data::read_table(data)?;

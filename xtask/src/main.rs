@@ -606,6 +606,11 @@ enum Command {
         /// The column joining the data and --labels.
         #[arg(long)]
         id: Option<String>,
+        /// Also test each chunk's joint distribution against the reference rows: maximum mean
+        /// discrepancy (permutation p-value) and a domain classifier (cross-validated AUC and
+        /// the columns driving it), on up to 500 rows a side. Needs --reference.
+        #[arg(long, requires = "reference")]
+        multivariate: bool,
         /// Where to write the JSON report (default: <run>/monitor/report-<file stem>.json, or
         /// runs/monitor/report-<file stem>.json with --reference).
         #[arg(long)]
@@ -928,6 +933,7 @@ fn main() -> ExitCode {
             target,
             labels,
             id,
+            multivariate,
             out,
             fail_on_drift,
         } => commands::monitor(&commands::MonitorArgs {
@@ -945,6 +951,7 @@ fn main() -> ExitCode {
                 labels,
                 id,
             }),
+            multivariate,
             out,
         })
         .map(|drift| {

@@ -1295,11 +1295,23 @@ fn chunked_monitoring_finds_the_drifted_chunks_and_estimates_accuracy_without_la
         &path("labels.csv"),
         "--id",
         "id",
+        "--multivariate",
         "--out",
         &out.to_string_lossy(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let report: autodl_artifacts::drift::ChunkedDriftReport = read_json(&out).unwrap();
+    // The joint tests agree with the per-column ones: the shifted chunks stand out, and the
+    // domain classifier leans on x.
+    for c in &report.chunks {
+        let m = c.multivariate.as_ref().unwrap();
+        if c.index >= 2 {
+            assert!(m.mmd_p_value < 0.05 && m.domain_auc > 0.6, "{m:?}");
+            assert_eq!(m.drivers[0].0, "x", "{m:?}");
+        } else {
+            assert!(m.mmd_p_value > 0.05, "{m:?}");
+        }
+    }
     assert_eq!(report.chunks.len(), 4);
     for c in &report.chunks {
         // Only x and c are monitored (id, p and y are skipped); x drifts from chunk 2 on.
