@@ -14,6 +14,7 @@ mod chunks;
 mod commands;
 mod data;
 mod machine;
+mod maintain;
 mod nas;
 mod pipeline;
 mod progress;
@@ -611,6 +612,16 @@ enum Command {
         /// the columns driving it), on up to 500 rows a side. Needs --reference.
         #[arg(long, requires = "reference")]
         multivariate: bool,
+        /// The maintenance loop (needs --run): when drift is found, or the model's metric on
+        /// the labelled new rows confirms a drop (bootstrap 95% interval), retrain on the run's
+        /// training file plus half the labelled new rows, score both models on the other half,
+        /// keep both runs (under <run>/maintenance/) and promote the better in
+        /// <run>/promoted.json. Labels come from the data's target column or --labels/--id.
+        #[arg(long, requires = "run", conflicts_with_all = ["chunk_size", "reference"])]
+        retrain_on_drift: bool,
+        /// Search budget of the retraining, in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        retrain_budget_secs: f64,
         /// Where to write the JSON report (default: <run>/monitor/report-<file stem>.json, or
         /// runs/monitor/report-<file stem>.json with --reference).
         #[arg(long)]
@@ -921,6 +932,31 @@ fn main() -> ExitCode {
             piece_mb,
         } => commands::predict(&run, &data, out.as_deref(), piece_mb).map(|_| ExitCode::SUCCESS),
         Command::Monitor {
+            run: Some(run),
+            data,
+            alpha,
+            labels,
+            id,
+            retrain_on_drift: true,
+            retrain_budget_secs,
+            fail_on_drift,
+            ..
+        } => maintain::run(&maintain::MaintainArgs {
+            run,
+            data,
+            labels,
+            id,
+            alpha,
+            budget_secs: retrain_budget_secs,
+        })
+        .map(|drift| {
+            if drift && fail_on_drift {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }),
+        Command::Monitor {
             run,
             reference,
             columns,
@@ -936,6 +972,7 @@ fn main() -> ExitCode {
             multivariate,
             out,
             fail_on_drift,
+            ..
         } => commands::monitor(&commands::MonitorArgs {
             run,
             reference,

@@ -1363,3 +1363,86 @@ fn chunked_monitoring_finds_the_drifted_chunks_and_estimates_accuracy_without_la
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("chunk"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn the_maintenance_loop_retrains_on_drift_keeps_both_runs_and_promotes_the_better() {
+    let dir = Scratch::new("maintain");
+    let run = dir.path().join("run");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(wine_run())
+        .arg(&run)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The wine rows, labels included, with proline moved up by 400.
+    let wine = std::fs::read_to_string(dataset("wine.csv")).unwrap();
+    let mut lines = wine.lines();
+    let header = lines.next().unwrap();
+    let k = header.split(',').position(|c| c == "proline").unwrap();
+    let mut moved = String::from(header) + "\n";
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        cells[k] = (cells[k].parse::<f64>().unwrap() + 400.0).to_string();
+        moved += &(cells.join(",") + "\n");
+    }
+    let new = dir.path().join("new.csv");
+    std::fs::write(&new, moved).unwrap();
+    let monitor = |data: &Path| {
+        xtask(&[
+            "monitor",
+            "--run",
+            &run.to_string_lossy(),
+            "--data",
+            &data.to_string_lossy(),
+            "--retrain-on-drift",
+            "--retrain-budget-secs",
+            "3",
+        ])
+    };
+    let o = monitor(&new);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let decisions: Vec<PathBuf> = std::fs::read_dir(run.join("maintenance"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("decision.json"))
+        .collect();
+    assert_eq!(decisions.len(), 1);
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&decisions[0]).unwrap()).unwrap();
+    assert!(
+        d["drifted_columns"]
+            .as_array()
+            .unwrap()
+            .contains(&"proline".into()),
+        "{d}"
+    );
+    let r = &d["retrained"];
+    assert_eq!(
+        r["added_rows"].as_u64().unwrap() + r["held_out_rows"].as_u64().unwrap(),
+        178
+    );
+    // Both runs are kept, and the promoted one is the one that scored better.
+    let retrained = PathBuf::from(r["run"].as_str().unwrap());
+    assert!(retrained.join(paths::MANIFEST).is_file());
+    assert!(run.join(paths::MANIFEST).is_file());
+    let (old, new_metric) = (
+        r["old_metric"]["value"].as_f64().unwrap(),
+        r["new_metric"]["value"].as_f64().unwrap(),
+    );
+    let promoted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("promoted.json")).unwrap()).unwrap();
+    let expected = if new_metric > old {
+        retrained.to_string_lossy().into_owned()
+    } else {
+        run.to_string_lossy().into_owned()
+    };
+    assert_eq!(promoted["promoted"], expected.as_str());
+    // The training rows themselves have not drifted: nothing is retrained.
+    let o = monitor(&dataset("wine.csv"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("nothing to do"),
+        "{}",
+        text(&o.stdout)
+    );
+}
