@@ -139,6 +139,90 @@ fn performance(
     }
 }
 
+/// How rows are grouped into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// Consecutive rows, this many per chunk (the last may be shorter).
+    Rows(usize),
+    /// Calendar periods of the timestamp column; the rows must be in time order.
+    Period(Period),
+}
+
+/// A calendar period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Period {
+    Day,
+    /// Weeks from Monday.
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+/// (year, month) of a day count since 1970-01-01 (Hinnant's civil-from-days).
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month)
+}
+
+/// The chunks' row ranges.
+fn ranges(
+    chunking: Chunking,
+    data: &RawTable,
+    timestamp: Option<&str>,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let n = data.n_rows();
+    match chunking {
+        Chunking::Rows(size) => Ok((0..n)
+            .step_by(size)
+            .map(|start| start..(start + size).min(n))
+            .collect()),
+        Chunking::Period(period) => {
+            let name = timestamp.context("--chunk-period needs --timestamp")?;
+            let col = column(data, name, "the data")?;
+            let mut keys = Vec::with_capacity(n);
+            for r in 0..n {
+                let text = col.values.label(r).unwrap_or_default();
+                let days =
+                    autodl_artifacts::transform::parse_datetime(&text).with_context(|| {
+                        format!("row {}: '{text}' in '{name}' is not a date or time", r + 1)
+                    })?;
+                let day = days.floor() as i64;
+                let (year, month) = year_month(day);
+                keys.push(match period {
+                    Period::Day => day,
+                    Period::Week => (day + 3).div_euclid(7),
+                    Period::Month => year * 12 + month - 1,
+                    Period::Quarter => year * 4 + (month - 1) / 3,
+                    Period::Year => year,
+                });
+            }
+            if let Some(r) = keys.windows(2).position(|w| w[1] < w[0]) {
+                bail!(
+                    "rows {} and {} of '{name}' go back in time; period chunks need the data sorted by time",
+                    r + 1,
+                    r + 2
+                );
+            }
+            let mut out = Vec::new();
+            let mut start = 0;
+            for r in 1..=n {
+                if r == n || keys[r] != keys[start] {
+                    out.push(start..r);
+                    start = r;
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// What to analyse in chunks, and how.
 #[derive(Debug)]
 pub struct Chunked<'a> {
@@ -148,8 +232,8 @@ pub struct Chunked<'a> {
     pub reference_table: Option<&'a RawTable>,
     /// The data to analyse.
     pub data: &'a Path,
-    /// Rows per chunk.
-    pub chunk_size: usize,
+    /// How rows are grouped.
+    pub chunking: Chunking,
     /// Significance level.
     pub alpha: f64,
     /// A timestamp column of the data.
@@ -170,7 +254,7 @@ pub fn run(args: &Chunked) -> Result<bool> {
         reference,
         reference_table,
         data: data_path,
-        chunk_size,
+        chunking,
         alpha,
         timestamp,
         perf,
@@ -180,7 +264,7 @@ pub fn run(args: &Chunked) -> Result<bool> {
     if multivariate && reference_table.is_none() {
         bail!("--multivariate needs --reference: the tests compare rows, not a run's summaries");
     }
-    if chunk_size == 0 {
+    if chunking == Chunking::Rows(0) {
         bail!("--chunk-size must be at least 1");
     }
     let data = autodl_data::read_table(data_path)?;
@@ -229,8 +313,8 @@ pub fn run(args: &Chunked) -> Result<bool> {
         _ => None,
     };
     let mut chunks = Vec::new();
-    for (index, first_row) in (0..n).step_by(chunk_size).enumerate() {
-        let rows = first_row..(first_row + chunk_size).min(n);
+    for (index, rows) in ranges(chunking, &data, timestamp)?.into_iter().enumerate() {
+        let first_row = rows.start;
         let idx: Vec<usize> = rows.clone().collect();
         let report = autodl_monitor::detect(reference, &data.take(&idx), &cfg)?;
         let period = stamps.map(|c| {
@@ -345,35 +429,71 @@ pub fn run(args: &Chunked) -> Result<bool> {
     }
     let report = ChunkedDriftReport {
         schema_version: SCHEMA_VERSION,
-        chunking: format!("{chunk_size} consecutive rows (the last chunk may be shorter)"),
+        chunking: match chunking {
+            Chunking::Rows(size) => {
+                format!("{size} consecutive rows (the last chunk may be shorter)")
+            }
+            Chunking::Period(p) => {
+                format!("one {p:?} of '{}' each", timestamp.unwrap_or_default()).to_lowercase()
+            }
+        },
         reference: format!("{} ({} rows)", reference.built_from, reference.rows),
         chunks,
         reference_performance: perf_data.map(|(_, _, _, r)| r),
         stream_detections,
     };
-    print_table(&report);
+    let text = table_text(&report);
+    print!("{text}");
     write_json(out, &report)?;
-    eprintln!("report written to {}", out.display());
+    let svg = out.with_extension("svg");
+    std::fs::write(&svg, chunk_svg(&report))?;
+    let md = out.with_extension("md");
+    std::fs::write(
+        &md,
+        format!(
+            "# Drift by chunk\n\n![drift per column and chunk]({})\n\n{text}",
+            svg.file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned())
+        ),
+    )?;
+    eprintln!(
+        "report written to {} (JSON), {} (tables) and {} (plot)",
+        out.display(),
+        md.display(),
+        svg.display()
+    );
     Ok(report.chunks.iter().any(|c| c.report.drift_detected))
 }
 
-fn print_table(report: &ChunkedDriftReport) {
+/// The chunk tables as text (Markdown tables).
+fn table_text(report: &ChunkedDriftReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let perf = report.reference_performance.is_some();
-    println!(
+    let _ = writeln!(
+        out,
         "chunks of {}; reference {}\n",
         report.chunking, report.reference
     );
-    print!("| chunk | rows | period | drifted columns (BH-adjusted p < alpha) |");
+    let _ = write!(
+        out,
+        "| chunk | rows | period | drifted columns (BH-adjusted p < alpha) |"
+    );
     if perf {
-        print!(" estimated accuracy | realised accuracy |");
+        let _ = write!(
+            out,
+            " output drift (KS p) | estimated accuracy | realised accuracy |"
+        );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "\n|---:|---:|---|---|{}",
-        if perf { "---:|---:|" } else { "" }
+        if perf { "---:|---:|---:|" } else { "" }
     );
     if let Some(r) = &report.reference_performance {
-        println!(
-            "| reference | | | | {:.4} | {} |",
+        let _ = writeln!(
+            out,
+            "| reference | | | | | {:.4} | {} |",
             r.estimated,
             r.realised.map_or("–".into(), |v| format!("{v:.4}"))
         );
@@ -384,7 +504,8 @@ fn print_table(report: &ChunkedDriftReport) {
         } else {
             c.report.drifted_columns.join(", ")
         };
-        print!(
+        let _ = write!(
+            out,
             "| {} | {} | {} | {drifted} |",
             c.index,
             c.rows,
@@ -393,7 +514,8 @@ fn print_table(report: &ChunkedDriftReport) {
                 .map_or(String::new(), |[a, b]| format!("{a} – {b}"))
         );
         if let Some(p) = &c.performance {
-            print!(
+            let _ = write!(
+                out,
                 " {} | {:.4} | {} |",
                 c.output_drift.as_ref().map_or("–".into(), |d| format!(
                     "{:.2e}{}",
@@ -407,16 +529,17 @@ fn print_table(report: &ChunkedDriftReport) {
                 ))
             );
         }
-        println!();
+        let _ = writeln!(out);
     }
     let flagged = report
         .chunks
         .iter()
         .filter(|c| c.report.drift_detected)
         .count();
-    println!("\n{flagged} of {} chunks drifted", report.chunks.len());
+    let _ = writeln!(out, "\n{flagged} of {} chunks drifted", report.chunks.len());
     if report.chunks.iter().any(|c| c.multivariate.is_some()) {
-        println!(
+        let _ = writeln!(
+            out,
             "\n| chunk | MMD² | MMD p (permutations) | domain classifier AUC | its strongest columns |\n|---:|---:|---:|---:|---|"
         );
         for c in &report.chunks {
@@ -427,7 +550,8 @@ fn print_table(report: &ChunkedDriftReport) {
                     .take(3)
                     .map(|(n, w)| format!("{n} ({w:+.2})"))
                     .collect();
-                println!(
+                let _ = writeln!(
+                    out,
                     "| {} | {:.5} | {:.3} ({}) | {:.3} | {} |",
                     c.index,
                     m.mmd2,
@@ -440,10 +564,11 @@ fn print_table(report: &ChunkedDriftReport) {
         }
     }
     if !report.stream_detections.is_empty() {
-        println!("\nstreaming detectors over the rows in order:");
+        let _ = writeln!(out, "\nstreaming detectors over the rows in order:");
         for s in &report.stream_detections {
             let rows: Vec<String> = s.rows.iter().take(12).map(|r| r.to_string()).collect();
-            println!(
+            let _ = writeln!(
+                out,
                 "  {} · {}: {} change{}{}{}",
                 s.stream,
                 s.detector,
@@ -458,4 +583,146 @@ fn print_table(report: &ChunkedDriftReport) {
             );
         }
     }
+    out
+}
+
+/// A drawing of the chunked report: per column and chunk, the adjusted p-value as colour
+/// (white at 1, deep red at 1e-10 or below; flagged cells outlined), then, with performance,
+/// estimated and realised accuracy per chunk.
+fn chunk_svg(report: &ChunkedDriftReport) -> String {
+    use std::fmt::Write as _;
+    let columns: Vec<&str> = report
+        .chunks
+        .first()
+        .map(|c| {
+            c.report
+                .features
+                .iter()
+                .map(|f| f.column.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = report.chunks.len().max(1);
+    let (left, top, cell_w, cell_h) = (190.0, 30.0, (560.0 / n as f64).min(60.0), 22.0);
+    let heat_h = cell_h * columns.len() as f64;
+    let perf = report.reference_performance.is_some();
+    let perf_h = if perf { 200.0 } else { 0.0 };
+    let (w, h) = (
+        left + cell_w * n as f64 + 140.0,
+        top + heat_h + 50.0 + perf_h,
+    );
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="18">drift per column and chunk: adjusted p-value (darker: smaller; outlined: flagged)</text>"#
+    );
+    for (j, col) in columns.iter().enumerate() {
+        let y = top + j as f64 * cell_h;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + cell_h * 0.7,
+            xml(col)
+        );
+        for (i, c) in report.chunks.iter().enumerate() {
+            let Some(f) = c.report.features.iter().find(|f| f.column == *col) else {
+                continue;
+            };
+            let strength = (-f.p_adjusted.max(1e-300).log10() / 10.0).clamp(0.0, 1.0);
+            let shade = (255.0 * (1.0 - strength)) as u8;
+            let stroke = if f.drifted {
+                r#" stroke="black" stroke-width="2""#
+            } else {
+                r##" stroke="#dddddd""##
+            };
+            let _ = writeln!(
+                s,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{cell_w:.1}" height="{cell_h:.1}" fill="rgb(255,{shade},{shade})"{stroke}><title>{} chunk {}: p (BH) {:.2e}</title></rect>"#,
+                left + i as f64 * cell_w,
+                xml(col),
+                c.index,
+                f.p_adjusted
+            );
+        }
+    }
+    for (i, c) in report.chunks.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            left + (i as f64 + 0.5) * cell_w,
+            top + heat_h + 16.0,
+            c.index
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">chunk</text>"#,
+        left + cell_w * n as f64 / 2.0,
+        top + heat_h + 32.0
+    );
+    if perf {
+        let y0 = top + heat_h + 60.0;
+        let values: Vec<f64> = report
+            .chunks
+            .iter()
+            .filter_map(|c| c.performance.as_ref())
+            .flat_map(|p| std::iter::once(p.estimated).chain(p.realised))
+            .collect();
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min) - 0.01;
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 0.01;
+        let ph = perf_h - 40.0;
+        let y = |v: f64| y0 + ph - (v - lo) / (hi - lo) * ph;
+        let x = |i: usize| left + (i as f64 + 0.5) * cell_w;
+        let _ = writeln!(
+            s,
+            r#"<text x="{left}" y="{:.1}">accuracy per chunk: estimated without labels (blue), realised (black)</text>"#,
+            y0 - 8.0
+        );
+        for v in [lo + 0.01, (lo + hi) / 2.0, hi - 0.01] {
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{v:.3}</text><line x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#eeeeee"/>"##,
+                left - 6.0,
+                y(v) + 4.0,
+                left + cell_w * n as f64,
+                y(v),
+                y(v)
+            );
+        }
+        for (colour, pick) in [("#1f77b4", 0usize), ("black", 1usize)] {
+            let points: Vec<String> = report
+                .chunks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let p = c.performance.as_ref()?;
+                    let v = if pick == 0 {
+                        Some(p.estimated)
+                    } else {
+                        p.realised
+                    };
+                    v.map(|v| format!("{:.1},{:.1}", x(i), y(v)))
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+                points.join(" ")
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Escapes text for SVG.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

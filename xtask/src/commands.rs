@@ -184,6 +184,7 @@ pub struct MonitorArgs {
     pub data: PathBuf,
     pub alpha: f64,
     pub chunk_size: Option<usize>,
+    pub chunk_period: Option<crate::chunks::Period>,
     pub timestamp: Option<String>,
     pub performance: Option<crate::chunks::PerformanceArgs>,
     pub multivariate: bool,
@@ -247,12 +248,17 @@ pub fn monitor(a: &MonitorArgs) -> Result<bool> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    if let Some(chunk_size) = a.chunk_size {
+    let chunking = match (a.chunk_size, a.chunk_period) {
+        (Some(size), _) => Some(crate::chunks::Chunking::Rows(size)),
+        (None, Some(p)) => Some(crate::chunks::Chunking::Period(p)),
+        (None, None) => None,
+    };
+    if let Some(chunking) = chunking {
         return crate::chunks::run(&crate::chunks::Chunked {
             reference: &reference,
             reference_table: reference_table.as_ref(),
             data,
-            chunk_size,
+            chunking,
             alpha: a.alpha,
             timestamp: a.timestamp.as_deref(),
             perf: a.performance.as_ref(),

@@ -583,8 +583,11 @@ enum Command {
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
         /// Analyse the data in chunks of this many consecutive rows (one report per chunk).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "chunk_period")]
         chunk_size: Option<usize>,
+        /// Analyse the data in calendar periods of --timestamp instead (rows in time order).
+        #[arg(long, value_enum, requires = "timestamp")]
+        chunk_period: Option<chunks::Period>,
         /// A timestamp column: each chunk's first and last value are shown.
         #[arg(long)]
         timestamp: Option<String>,
@@ -592,7 +595,7 @@ enum Command {
         /// the data: accuracy is estimated per chunk without labels (CBPE-style, calibrated
         /// on the reference), and realised where labels are known. Needs --reference,
         /// --target and --chunk-size.
-        #[arg(long, requires_all = ["target", "reference", "chunk_size"])]
+        #[arg(long, requires_all = ["target", "reference"])]
         proba: Option<String>,
         /// A column with the model's hard prediction (0/1) beside --proba; without it a row is
         /// predicted positive when its probability is at least 0.5.
@@ -617,7 +620,7 @@ enum Command {
         /// training file plus half the labelled new rows, score both models on the other half,
         /// keep both runs (under <run>/maintenance/) and promote the better in
         /// <run>/promoted.json. Labels come from the data's target column or --labels/--id.
-        #[arg(long, requires = "run", conflicts_with_all = ["chunk_size", "reference"])]
+        #[arg(long, requires = "run", conflicts_with_all = ["chunk_size", "chunk_period", "reference"])]
         retrain_on_drift: bool,
         /// Search budget of the retraining, in seconds.
         #[arg(long, default_value_t = 60.0)]
@@ -963,6 +966,7 @@ fn main() -> ExitCode {
             data,
             alpha,
             chunk_size,
+            chunk_period,
             timestamp,
             proba,
             pred,
@@ -980,6 +984,7 @@ fn main() -> ExitCode {
             data,
             alpha,
             chunk_size,
+            chunk_period,
             timestamp,
             performance: proba.map(|proba| chunks::PerformanceArgs {
                 proba,
