@@ -726,3 +726,44 @@ fn xml(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamps(values: &[&str]) -> RawTable {
+        RawTable {
+            columns: vec![RawColumn {
+                name: "t".into(),
+                values: ColumnValues::Text(values.iter().map(|s| Some(s.to_string())).collect()),
+            }],
+        }
+    }
+
+    #[test]
+    fn calendar_periods_group_rows_in_time_order() {
+        assert_eq!(year_month(0), (1970, 1));
+        assert_eq!(year_month(19_783), (2024, 3)); // 2024-03-01
+        let t = stamps(&[
+            "2024-01-30 10:00:00",
+            "2024-01-31",
+            "2024-02-01 00:00:01",
+            "2024-03-31",
+            "2024-04-01",
+        ]);
+        let month = ranges(Chunking::Period(Period::Month), &t, Some("t")).unwrap();
+        assert_eq!(month, vec![0..2, 2..3, 3..4, 4..5]);
+        let quarter = ranges(Chunking::Period(Period::Quarter), &t, Some("t")).unwrap();
+        assert_eq!(quarter, vec![0..4, 4..5]);
+        // 2024-01-29 is a Monday: the 30th and 31st share its week, 1 February too.
+        let week = ranges(Chunking::Period(Period::Week), &t, Some("t")).unwrap();
+        assert_eq!(week[0], 0..3);
+        let backwards = stamps(&["2024-02-01", "2024-01-01"]);
+        let err = ranges(Chunking::Period(Period::Day), &backwards, Some("t")).unwrap_err();
+        assert!(err.to_string().contains("go back in time"), "{err}");
+        assert_eq!(
+            ranges(Chunking::Rows(2), &t, None).unwrap(),
+            vec![0..2, 2..4, 4..5]
+        );
+    }
+}

@@ -1331,9 +1331,15 @@ fn chunked_monitoring_finds_the_drifted_chunks_and_estimates_accuracy_without_la
     assert!(text(&o.stdout).contains("2 of 4 chunks drifted"));
     // Beside the JSON: the tables in Markdown and the plot they point to.
     let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("x chunk 3"), "{svg}");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("x chunk 3"),
+        "{svg}"
+    );
     let md = std::fs::read_to_string(out.with_extension("md")).unwrap();
-    assert!(md.contains("](chunks.svg)") && md.contains("| 3 | 1000 |"), "{md}");
+    assert!(
+        md.contains("](chunks.svg)") && md.contains("| 3 | 1000 |"),
+        "{md}"
+    );
     // The streaming detectors ran over the model's output and, where labels are known, its
     // errors; they report data rows, in order.
     let streams: Vec<(&str, &str)> = report
