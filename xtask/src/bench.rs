@@ -159,6 +159,29 @@ pub fn worker(x_path: &Path, y_path: &Path, epochs: usize, batch: usize) -> Resu
 }
 
 /// The last JSON line a worker printed, parsed; a failed worker is an error with its stderr.
+/// Runs one side of a benchmark in its own process and reads the JSON line it prints last.
+pub(crate) fn run_side<T: serde::de::DeserializeOwned>(
+    mut cmd: std::process::Command,
+    what: &str,
+) -> Result<T> {
+    use anyhow::Context as _;
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    parse_last_json(&out, what)
+}
+
+/// Prints the median seconds of each phase of each side, as a Markdown table: `sides` holds
+/// each side's name and its runs' seconds per phase.
+pub(crate) fn print_phase_medians(sides: &[(&str, Vec<&std::collections::BTreeMap<String, f64>>)]) {
+    println!("| side | phase | seconds (median) |\n|---|---|---:|");
+    for (name, runs) in sides {
+        let Some(first) = runs.first() else { continue };
+        for phase in first.keys() {
+            let secs = median(runs.iter().map(|r| r[phase]).collect());
+            println!("| {name} | {phase} | {secs:.3} |");
+        }
+    }
+}
+
 pub(crate) fn parse_last_json<T: serde::de::DeserializeOwned>(
     output: &std::process::Output,
     who: &str,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use autodl_artifacts::context::RunContext;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{bench_python, median, parse_last_json, peak_rss_mib};
+use crate::bench::{bench_python, median, peak_rss_mib, run_side};
 
 /// Settings of `cargo xtask bench data`.
 #[derive(Debug, Clone)]
@@ -73,11 +73,6 @@ pub fn worker(file: &Path, target: &str) -> Result<()> {
     Ok(())
 }
 
-fn run_side(mut cmd: Command, what: &str) -> Result<SideResult> {
-    let out = cmd.output().with_context(|| format!("starting {what}"))?;
-    parse_last_json(&out, what)
-}
-
 /// Generates the table, runs both sides `repeats` times alternating, prints the phases, the
 /// medians and the ratios, and writes the raw results as JSON.
 pub fn run(args: &DataBenchArgs) -> Result<()> {
@@ -131,13 +126,13 @@ pub fn run(args: &DataBenchArgs) -> Result<()> {
         "\n{} rows × 50 columns; median of {} runs each, alternating, one process per run\n",
         args.rows, args.repeats
     );
-    println!("| side | phase | seconds (median) |\n|---|---|---:|");
-    for (name, side) in [("autodl", &ours), ("pandas + scikit-learn", &theirs)] {
-        for phase in side[0].seconds.keys() {
-            let secs = median(side.iter().map(|r| r.seconds[phase]).collect());
-            println!("| {name} | {phase} | {secs:.3} |");
-        }
-    }
+    crate::bench::print_phase_medians(&[
+        ("autodl", ours.iter().map(|r| &r.seconds).collect()),
+        (
+            "pandas + scikit-learn",
+            theirs.iter().map(|r| &r.seconds).collect(),
+        ),
+    ]);
     println!(
         "\n| side | total seconds | peak RSS (MiB) | features |\n|---|---:|---:|---:|\n| autodl | {t_ours:.3} | {m_ours:.0} | {} |\n| pandas + scikit-learn | {t_theirs:.3} | {m_theirs:.0} | {} |",
         ours[0].features, theirs[0].features

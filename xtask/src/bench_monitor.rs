@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{bench_python, median, parse_last_json, peak_rss_mib};
+use crate::bench::{bench_python, median, peak_rss_mib, run_side};
 
 /// Settings of `cargo xtask bench monitor`.
 #[derive(Debug, Clone)]
@@ -82,11 +82,6 @@ pub fn worker(reference: &Path, current: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_side(mut cmd: Command, what: &str) -> Result<SideResult> {
-    let out = cmd.output().with_context(|| format!("starting {what}"))?;
-    parse_last_json(&out, what)
-}
-
 /// Generates the tables, runs both sides `repeats` times alternating, prints the phases, the
 /// medians and the ratios, and writes the raw results as JSON.
 pub fn run(args: &MonitorBenchArgs) -> Result<()> {
@@ -152,13 +147,10 @@ pub fn run(args: &MonitorBenchArgs) -> Result<()> {
         "\n{} rows × 50 columns (reference and current halves); median of {} runs each, alternating, one process per run\n",
         args.rows, args.repeats
     );
-    println!("| side | phase | seconds (median) |\n|---|---|---:|");
-    for (name, side) in [("autodl", &ours), ("Evidently", &theirs)] {
-        for phase in side[0].seconds.keys() {
-            let secs = median(side.iter().map(|r| r.seconds[phase]).collect());
-            println!("| {name} | {phase} | {secs:.3} |");
-        }
-    }
+    crate::bench::print_phase_medians(&[
+        ("autodl", ours.iter().map(|r| &r.seconds).collect()),
+        ("Evidently", theirs.iter().map(|r| &r.seconds).collect()),
+    ]);
     println!("\n| side | tests | columns flagged | peak memory (MiB) |\n|---|---|---:|---:|");
     for (name, side, m) in [("autodl", &ours, m_ours), ("Evidently", &theirs, m_theirs)] {
         let tests: Vec<String> = side[0]
