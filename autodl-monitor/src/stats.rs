@@ -88,6 +88,9 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// probability of first reaching the boundary is summed as it happens, so small p-values keep
 /// their relative precision. O(n · window) time, O(m) memory.
 pub fn ks_exact_sf(n: usize, m: usize, h: u64) -> f64 {
+    if n == m && h > 0 {
+        return ks_exact_sf_square(n, h as usize);
+    }
     let (n_, m_) = (n as i64, m as i64);
     let bound = h as i64 * gcd(n, m) as i64;
     if bound == 0 {
@@ -130,6 +133,25 @@ pub fn ks_exact_sf(n: usize, m: usize, h: u64) -> f64 {
         std::mem::swap(&mut cur, &mut next);
     }
     outside.clamp(0.0, 1.0)
+}
+
+/// [`ks_exact_sf`] for equal sizes, `P(D ≥ h/n)`, in closed form (scipy's
+/// `_compute_prob_outside_square`): `2 Σ_k (−1)^(k−1) C(2n, n − kh) / C(2n, n)`, summed from
+/// the innermost term outwards so that no term cancels another. O(n) time.
+fn ks_exact_sf_square(n: usize, h: usize) -> f64 {
+    let mut p = 0.0;
+    let mut k = (n / h) as i64;
+    let (n, h) = (n as f64, h as i64);
+    while k >= 0 {
+        let mut p1 = 1.0;
+        for j in 0..h {
+            let kh = (k * h) as f64;
+            p1 = (n - kh - j as f64) * p1 / (n + kh + j as f64 + 1.0);
+        }
+        p = p1 * (1.0 - p);
+        k -= 1;
+    }
+    (2.0 * p).clamp(0.0, 1.0)
 }
 
 /// The first Wasserstein distance between the empirical distributions of two **sorted**
