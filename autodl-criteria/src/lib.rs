@@ -15,6 +15,8 @@
 //! assert_eq!(card.criteria[1].criterion, Criterion::SolutionQuality);
 //! ```
 
+pub mod novelty;
+
 use autodl_artifacts::SCHEMA_VERSION;
 use autodl_artifacts::criteria::{Assessment, Criterion, CriterionEntry, Measurement, Scorecard};
 use autodl_artifacts::export::ParityCheck;
@@ -91,6 +93,9 @@ pub struct RunFacts {
     pub energy: Energy,
     /// Grid carbon intensity, g CO2e per kWh.
     pub grid_g_per_kwh: f64,
+    /// The final architecture's distance ([`novelty::architecture_distance`]) from each of
+    /// the search space's default architectures, with their descriptions.
+    pub novelty: Vec<(String, f64)>,
 }
 
 impl RunFacts {
@@ -123,6 +128,7 @@ impl RunFacts {
                 reason: "no RAPL".into(),
             },
             grid_g_per_kwh: DEFAULT_GRID_G_PER_KWH,
+            novelty: vec![("dense(64) → relu → output(3)".into(), 0.4)],
         }
     }
 }
@@ -188,10 +194,33 @@ pub fn assess(f: &RunFacts) -> Scorecard {
     let mut criteria = Vec::with_capacity(10);
     for criterion in Criterion::ALL {
         let assessment = match criterion {
-            Criterion::Novelty => not_measured(
-                "no reference set of published architectures to measure the found one against yet; \
-                 planned: graph edit distance from the default and baseline architectures",
-            ),
+            Criterion::Novelty => match f
+                .novelty
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                Some((nearest, d)) => measured(
+                    *d,
+                    "distance",
+                    format!(
+                        "distance of the final architecture from {} (conventional) architecture, `{nearest}`: \
+                         the mean of the edit distance between their operations in topological order \
+                         (substitution within a kind costs ½) over the longer length, and the share of unshared \
+                         edges by (source, destination) kind; 0 is a default architecture unchanged, 1 shares \
+                         nothing with it",
+                        if f.novelty.len() == 1 {
+                            "the search space's default".to_string()
+                        } else {
+                            format!("the nearest of the search space's {} defaults", f.novelty.len())
+                        }
+                    ),
+                    f.novelty
+                        .iter()
+                        .map(|(name, d)| m(&format!("distance from {name}"), *d, ""))
+                        .collect(),
+                ),
+                None => not_measured("no default architecture to compare the final one with"),
+            },
             Criterion::SolutionQuality => {
                 let mut details = vec![
                     m("validation", f.valid_metric.value, unit),

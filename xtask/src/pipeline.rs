@@ -873,6 +873,15 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         warnings: warnings.clone(),
         energy: machine::energy_between(&rapl_start),
         grid_g_per_kwh: args.grid_g_per_kwh,
+        novelty: space
+            .defaults()
+            .iter()
+            .filter_map(|g| {
+                let default = space.render(g);
+                autodl_criteria::novelty::architecture_distance(&best.architecture, &default)
+                    .map(|d| (default.describe(), d))
+            })
+            .collect(),
     };
     let scorecard = autodl_criteria::assess(&facts);
     put_json(

@@ -123,6 +123,14 @@ fn pipeline_writes_a_complete_run_directory() {
     }
     let card: Scorecard = read_json(&run.join(paths::CRITERIA)).unwrap();
     assert_eq!(card.criteria.len(), 10);
+    // Novelty is measured: the final network's distance from the space's defaults, in [0, 1].
+    match &card.criteria[0].assessment {
+        autodl_artifacts::criteria::Assessment::Measured { value, method, .. } => {
+            assert!((0.0..=1.0).contains(value), "{value}");
+            assert!(method.contains("default"), "{method}");
+        }
+        other => panic!("novelty not measured: {other:?}"),
+    }
     let report = std::fs::read_to_string(run.join(paths::REPORT)).unwrap();
     for section in [
         "## Result",
