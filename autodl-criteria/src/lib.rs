@@ -96,6 +96,44 @@ pub struct RunFacts {
     /// The final architecture's distance ([`novelty::architecture_distance`]) from each of
     /// the search space's default architectures, with their descriptions.
     pub novelty: Vec<(String, f64)>,
+    /// The final architecture trained for a fixed number of epochs on growing fractions of the
+    /// training rows: (fraction, rows, seconds, validation metric).
+    pub scaling: Vec<ScalePoint>,
+}
+
+/// One fit of the scalability measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalePoint {
+    /// Share of the training rows.
+    pub fraction: f64,
+    /// Rows trained on.
+    pub rows: usize,
+    /// Wall seconds of the fit.
+    pub secs: f64,
+    /// Epochs of the fit.
+    pub epochs: usize,
+    /// Validation metric after it.
+    pub valid_metric: f64,
+}
+
+/// Least-squares slope of `ln secs` against `ln rows`: the exponent `b` of `secs ∝ rows^b`.
+pub fn growth_exponent(points: &[ScalePoint]) -> Option<f64> {
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.rows > 0 && p.secs > 0.0)
+        .map(|p| ((p.rows as f64).ln(), p.secs.ln()))
+        .collect();
+    if xy.len() < 2 {
+        return None;
+    }
+    let n = xy.len() as f64;
+    let (mx, my) = (
+        xy.iter().map(|p| p.0).sum::<f64>() / n,
+        xy.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
 }
 
 impl RunFacts {
@@ -129,6 +167,7 @@ impl RunFacts {
             },
             grid_g_per_kwh: DEFAULT_GRID_G_PER_KWH,
             novelty: vec![("dense(64) → relu → output(3)".into(), 0.4)],
+            scaling: vec![],
         }
     }
 }
@@ -301,9 +340,35 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                 ),
                 None => not_measured("the model was not exported, so there is no parity check"),
             },
-            Criterion::Scalability => not_measured(
-                "needs fits on growing data fractions (planned: 25/50/100% with the fitted cost growth)",
-            ),
+            Criterion::Scalability => match growth_exponent(&f.scaling) {
+                Some(b) => measured(
+                    b,
+                    "exponent",
+                    format!(
+                        "the final architecture trained for {} epochs on {} of the training rows (seeded \
+                         subsets, one thread); the value is b in seconds ∝ rows^b, fitted by least squares on \
+                         the logarithms (1: cost grows in proportion to the data); the validation metric after \
+                         each fit is a learning curve",
+                        f.scaling.first().map_or(0, |p| p.epochs),
+                        f.scaling
+                            .iter()
+                            .map(|p| format!("{:.0}%", p.fraction * 100.0))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    f.scaling
+                        .iter()
+                        .flat_map(|p| {
+                            let share = format!("{:.0}% ({} rows)", p.fraction * 100.0, p.rows);
+                            [
+                                m(&format!("seconds at {share}"), p.secs, "s"),
+                                m(&format!("validation {unit} at {share}"), p.valid_metric, unit),
+                            ]
+                        })
+                        .collect(),
+                ),
+                None => not_measured("the fits on growing data fractions did not complete"),
+            },
             Criterion::Generalizability => measured(
                 f.valid_metric.value - f.test_metric.value,
                 unit,
@@ -352,6 +417,22 @@ pub fn assess(f: &RunFacts) -> Scorecard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growth_exponent_recovers_a_power_law() {
+        let point = |rows: usize, secs: f64| ScalePoint {
+            fraction: 0.0,
+            rows,
+            secs,
+            epochs: 2,
+            valid_metric: 0.0,
+        };
+        let linear = [point(100, 1.0), point(200, 2.0), point(400, 4.0)];
+        assert!((growth_exponent(&linear).unwrap() - 1.0).abs() < 1e-12);
+        let quadratic = [point(100, 1.0), point(200, 4.0), point(400, 16.0)];
+        assert!((growth_exponent(&quadratic).unwrap() - 2.0).abs() < 1e-12);
+        assert_eq!(growth_exponent(&[point(100, 1.0)]), None);
+    }
 
     #[test]
     fn all_ten_in_order_and_values_come_from_the_facts() {

@@ -832,6 +832,13 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     for f in &failed_checks {
         warnings.push(f.clone());
     }
+    let scaling = scaling(
+        &best.architecture,
+        &best.hyperparams,
+        data,
+        target_scale,
+        &ctx,
+    );
     let cpu_secs = machine::cpu_seconds();
     let facts = RunFacts {
         run_id: run_id.clone(),
@@ -882,6 +889,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
                     .map(|d| (default.describe(), d))
             })
             .collect(),
+        scaling,
     };
     let scorecard = autodl_criteria::assess(&facts);
     put_json(
@@ -1025,6 +1033,57 @@ pub fn score(
     target_scale: f64,
 ) -> MetricValue {
     MetricValue::new(metric, metric.compute_scaled(outputs, y, target_scale))
+}
+
+/// Epochs of each fit of the scalability measurement.
+const SCALE_EPOCHS: usize = 2;
+
+/// The final architecture and hyper-parameters trained for [`SCALE_EPOCHS`] epochs on 25%, 50%
+/// and all of the training rows (the trainer's seeded subsets), on one thread without the
+/// run's deadline: seconds and validation metric of each fit, for the scalability criterion.
+fn scaling(
+    arch: &ArchitectureSpec,
+    hp: &autodl_artifacts::trial::Hyperparams,
+    data: &PreparedData,
+    target_scale: f64,
+    ctx: &RunContext,
+) -> Vec<autodl_criteria::ScalePoint> {
+    let train = autodl_train::TrainData {
+        task: data.task,
+        n_outputs: data.n_outputs(),
+        target_scale,
+        train: &data.train,
+        valid: &data.valid,
+    };
+    let ctx = RunContext {
+        deadline: None,
+        threads: 1,
+        progress: Arc::new(autodl_artifacts::context::Silent),
+        ..ctx.clone()
+    };
+    let n = data.train.y.len();
+    [0.25, 0.5, 1.0]
+        .into_iter()
+        .filter_map(|fraction| {
+            let fidelity = autodl_train::Fidelity {
+                epochs: Some(SCALE_EPOCHS),
+                data_fraction: fraction,
+            };
+            let t = Instant::now();
+            let r = autodl_train::train_with(arch, hp, &train, &ctx, fidelity, None).ok()?;
+            let secs = t.elapsed().as_secs_f64();
+            let TrialOutcome::Completed { valid_metric, .. } = r.outcome else {
+                return None;
+            };
+            Some(autodl_criteria::ScalePoint {
+                fraction,
+                rows: ((n as f64 * fraction).ceil() as usize).clamp(2.min(n), n),
+                secs,
+                epochs: SCALE_EPOCHS,
+                valid_metric: valid_metric.value,
+            })
+        })
+        .collect()
 }
 
 /// Seconds into the search at which the best-so-far score first came within 5% of the final

@@ -131,6 +131,15 @@ fn pipeline_writes_a_complete_run_directory() {
         }
         other => panic!("novelty not measured: {other:?}"),
     }
+    // Scalability is measured from fits on 25, 50 and 100% of the training rows.
+    match &card.criteria[7].assessment {
+        autodl_artifacts::criteria::Assessment::Measured { details, unit, .. } => {
+            assert_eq!(unit, "exponent");
+            assert_eq!(details.len(), 6, "{details:?}");
+            assert!(details[0].name.starts_with("seconds at 25%"), "{details:?}");
+        }
+        other => panic!("scalability not measured: {other:?}"),
+    }
     let report = std::fs::read_to_string(run.join(paths::REPORT)).unwrap();
     for section in [
         "## Result",
