@@ -839,6 +839,24 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         target_scale,
         &ctx,
     );
+    // Permutation importance of each input column (its features shuffled together) on the
+    // test split, for the deployed model (the ensemble when kept).
+    let mut groups = Vec::new();
+    let mut at = 0;
+    for step in &transform.steps {
+        groups.push((step.column().to_string(), at..at + step.width()));
+        at += step.width();
+    }
+    let feature_importance = autodl_criteria::permutation_importance(
+        &data.test.x,
+        &groups,
+        |x| match autodl_train::predict_mean(&ensemble_members, data.task, x) {
+            Ok(out) => metric.score(score(metric, &out, &data.test.y, target_scale).value),
+            Err(_) => f64::NAN,
+        },
+        3,
+        ctx.derive_seed("permutation-importance"),
+    );
     let cpu_secs = machine::cpu_seconds();
     let facts = RunFacts {
         run_id: run_id.clone(),
@@ -890,6 +908,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             })
             .collect(),
         scaling,
+        feature_importance,
     };
     let scorecard = autodl_criteria::assess(&facts);
     put_json(

@@ -131,6 +131,16 @@ fn pipeline_writes_a_complete_run_directory() {
         }
         other => panic!("novelty not measured: {other:?}"),
     }
+    // Interpretability lists the input columns' permutation importance.
+    match &card.criteria[4].assessment {
+        autodl_artifacts::criteria::Assessment::Measured { details, .. } => {
+            assert!(
+                details.iter().any(|d| d.name.starts_with("importance of ")),
+                "{details:?}"
+            );
+        }
+        other => panic!("interpretability not measured: {other:?}"),
+    }
     // Scalability is measured from fits on 25, 50 and 100% of the training rows.
     match &card.criteria[7].assessment {
         autodl_artifacts::criteria::Assessment::Measured { details, unit, .. } => {
