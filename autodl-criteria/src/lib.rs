@@ -102,6 +102,8 @@ pub struct RunFacts {
     /// Permutation importance of each input column on the test split, largest first, in the
     /// metric's units (see [`permutation_importance`]).
     pub feature_importance: Vec<(String, f64)>,
+    /// (seed, test metric) of this run and of its repeats with other seeds (`--repeats`).
+    pub repeats: Vec<(u64, f64)>,
 }
 
 /// Permutation importance: for each group of feature columns (the features one input column
@@ -210,6 +212,7 @@ impl RunFacts {
             novelty: vec![("dense(64) → relu → output(3)".into(), 0.4)],
             scaling: vec![],
             feature_importance: vec![("a".into(), 0.2)],
+            repeats: vec![(42, 0.97)],
         }
     }
 }
@@ -339,8 +342,36 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                     details,
                 )
             }
+            Criterion::Stability if f.repeats.len() >= 2 => {
+                let n = f.repeats.len() as f64;
+                let mean = f.repeats.iter().map(|r| r.1).sum::<f64>() / n;
+                let sd = (f.repeats.iter().map(|r| (r.1 - mean).powi(2)).sum::<f64>() / (n - 1.0))
+                    .sqrt();
+                measured(
+                    sd,
+                    unit,
+                    format!(
+                        "sample standard deviation of the test {unit} over {} whole runs (splits, search and \
+                         training) with seeds {}, same data, budget and settings",
+                        f.repeats.len(),
+                        f.repeats
+                            .iter()
+                            .map(|r| r.0.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    std::iter::once(m("mean", mean, unit))
+                        .chain(
+                            f.repeats
+                                .iter()
+                                .map(|(seed, v)| m(&format!("seed {seed}"), *v, unit)),
+                        )
+                        .collect(),
+                )
+            }
             Criterion::Stability => not_measured(
-                "needs repeated runs with different seeds (planned: --repeats N reporting the spread of the test metric)",
+                "one run only: `cargo xtask run --repeats N` (N ≥ 2) repeats the whole run with the next seeds \
+                 and reports the spread of the test metric",
             ),
             Criterion::Interpretability => measured(
                 f.parameters as f64,
@@ -496,6 +527,24 @@ mod tests {
         assert_eq!(imp[0].0, "b");
         assert!(imp[0].1 > 0.0);
         assert!(imp[1..].iter().all(|(_, v)| *v == 0.0), "{imp:?}");
+    }
+
+    #[test]
+    fn stability_is_the_spread_over_repeats() {
+        let mut f = RunFacts::example();
+        let card = assess(&f);
+        assert!(matches!(
+            card.criteria[3].assessment,
+            Assessment::NotMeasured { .. }
+        ));
+        f.repeats = vec![(1, 0.9), (2, 0.8), (3, 0.85)];
+        match &assess(&f).criteria[3].assessment {
+            Assessment::Measured { value, details, .. } => {
+                assert!((value - 0.05).abs() < 1e-12, "{value}");
+                assert_eq!(details.len(), 4);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

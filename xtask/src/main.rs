@@ -505,6 +505,11 @@ enum Command {
         /// Grid carbon intensity for the eco-friendliness criterion, g CO2e per kWh.
         #[arg(long, default_value_t = autodl_criteria::DEFAULT_GRID_G_PER_KWH)]
         grid_g_per_kwh: f64,
+        /// Runs in all, for the stability criterion: after this one, the whole run is repeated
+        /// with the next seeds (each in <run>/repeats/), and the spread of the test metric is
+        /// reported. Multiplies the time taken.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        repeats: u64,
     },
     /// Predict raw rows with a run's exported model.
     ///
@@ -877,6 +882,7 @@ fn main() -> ExitCode {
             strategy,
             objective,
             grid_g_per_kwh,
+            repeats,
         } => pipeline::run(pipeline::RunArgs {
             data,
             target,
@@ -907,6 +913,7 @@ fn main() -> ExitCode {
                 ObjectiveArg::AccuracyLatency => autodl_search::Objective::ScoreAndMacs,
             },
             grid_g_per_kwh,
+            repeats: repeats as usize,
         })
         .map(|_| ExitCode::SUCCESS),
         Command::Serve {

@@ -297,6 +297,7 @@ pub fn run(args: &MaintainArgs) -> Result<bool> {
             strategy: autodl_search::Strategy::default_evolution(),
             objective: autodl_search::Objective::default(),
             grid_g_per_kwh: autodl_criteria::DEFAULT_GRID_G_PER_KWH,
+            repeats: 1,
         })?;
         let new_predictor = autodl_deploy::Predictor::open(&new_run)?;
         let (old_metric, _) = metric_of(&predictor, &hold, manifest.seed)?;

@@ -34,6 +34,7 @@ const EMBEDDED_DIGITS: &[u8] = include_bytes!("../../datasets/digits.csv");
 pub const PARITY_TOLERANCE: f64 = 1e-4;
 
 /// Arguments of `cargo xtask run`.
+#[derive(Clone)]
 pub struct RunArgs {
     pub data: Option<PathBuf>,
     pub target: Option<String>,
@@ -53,6 +54,9 @@ pub struct RunArgs {
     /// What the search optimises.
     pub objective: autodl_search::Objective,
     pub grid_g_per_kwh: f64,
+    /// Runs in all for the stability criterion: this one, then `repeats − 1` more with the
+    /// seeds that follow, each in `<run>/repeats/seed-<seed>`.
+    pub repeats: usize,
 }
 
 /// Completed trials kept for the ensemble: the best this many by score.
@@ -857,6 +861,27 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         3,
         ctx.derive_seed("permutation-importance"),
     );
+    // Stability: the whole run again with the next seeds (same data, budget and settings).
+    let mut repeats = vec![(args.seed, test_metric.value)];
+    for k in 1..args.repeats {
+        let seed = args.seed + k as u64;
+        stage(
+            7,
+            "criteria",
+            &format!(
+                "stability: repeating the run with seed {seed} ({k} of {})",
+                args.repeats - 1
+            ),
+        );
+        let again = run(RunArgs {
+            out: Some(run_dir.join(format!("repeats/seed-{seed}"))),
+            seed,
+            repeats: 1,
+            ..args.clone()
+        })?;
+        let m: RunManifest = read_json(&again.join(paths::MANIFEST))?;
+        repeats.push((seed, m.test_metric.value));
+    }
     let cpu_secs = machine::cpu_seconds();
     let facts = RunFacts {
         run_id: run_id.clone(),
@@ -909,6 +934,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             .collect(),
         scaling,
         feature_importance,
+        repeats,
     };
     let scorecard = autodl_criteria::assess(&facts);
     put_json(

@@ -1484,3 +1484,38 @@ fn the_maintenance_loop_retrains_on_drift_keeps_both_runs_and_promotes_the_bette
         text(&o.stdout)
     );
 }
+
+#[test]
+fn stability_is_measured_over_repeated_runs_each_kept_in_the_run() {
+    let dir = Scratch::new("repeats");
+    let out = dir.path().join("run");
+    let o = xtask(&[
+        "run",
+        "--data",
+        &dataset("wine.csv").to_string_lossy(),
+        "--target",
+        "cultivar",
+        "--max-trials",
+        "2",
+        "--repeats",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.join("repeats/seed-4").join(paths::MANIFEST).is_file());
+    let card: Scorecard = read_json(&out.join(paths::CRITERIA)).unwrap();
+    match &card.criteria[3].assessment {
+        autodl_artifacts::criteria::Assessment::Measured { value, details, .. } => {
+            assert!(*value >= 0.0);
+            let names: Vec<&str> = details.iter().map(|d| d.name.as_str()).collect();
+            assert_eq!(names, ["mean", "seed 3", "seed 4"]);
+        }
+        other => panic!("stability not measured: {other:?}"),
+    }
+    // --repeats 0 is refused by the argument parser.
+    let o = xtask(&["run", "--repeats", "0"]);
+    assert!(!o.status.success());
+}
