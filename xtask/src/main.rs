@@ -12,6 +12,7 @@ mod bench_monitor;
 mod bench_serve;
 mod chunks;
 mod commands;
+mod compare;
 mod data;
 mod machine;
 mod maintain;
@@ -561,6 +562,18 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         max_batch_rows: usize,
     },
+    /// Runs side by side: data, seed, test metric, baseline, time, and the ten criteria.
+    ///
+    /// Reads each run's manifest.json and criteria.json and prints one Markdown table with a
+    /// column per run.
+    Compare {
+        /// Run directories (two or more).
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Also write the table to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check new data for drift against a run's training data.
     ///
     /// Feature by feature: Kolmogorov–Smirnov (numeric) or chi-square (categorical) with
@@ -736,6 +749,9 @@ fn main() -> ExitCode {
             out,
         })
         .map(|_| ExitCode::SUCCESS),
+        Command::Compare { runs, out } => {
+            compare::run(&runs, out.as_deref()).map(|_| ExitCode::SUCCESS)
+        }
         Command::BenchMonitorWorker {
             reference,
             current,

@@ -1519,3 +1519,48 @@ fn stability_is_measured_over_repeated_runs_each_kept_in_the_run() {
     let o = xtask(&["run", "--repeats", "0"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn compare_puts_runs_side_by_side() {
+    let dir = Scratch::new("compare");
+    let out = dir.path().join("compare.md");
+    let o = xtask(&[
+        "compare",
+        &wine_run().to_string_lossy(),
+        &regression_run().to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), table);
+    let lines: Vec<&str> = table.lines().collect();
+    // Header, rule, 7 facts, 10 criteria; a column per run.
+    assert_eq!(lines.len(), 19, "{table}");
+    assert!(
+        lines
+            .iter()
+            .enumerate()
+            .all(|(i, l)| i == 1 || l.matches(" |").count() == 3),
+        "{table}"
+    );
+    assert!(
+        table.contains("wine.csv") && table.contains("rmse"),
+        "{table}"
+    );
+    assert!(table.contains("| Eco-friendliness |"), "{table}");
+    // One run, or a directory that is not a run, is refused with a reason.
+    let o = xtask(&["compare", &wine_run().to_string_lossy()]);
+    assert!(!o.status.success());
+    let o = xtask(&[
+        "compare",
+        &wine_run().to_string_lossy(),
+        &dir.path().to_string_lossy(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("is not a run directory"),
+        "{}",
+        text(&o.stderr)
+    );
+}
