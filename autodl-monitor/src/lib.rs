@@ -328,7 +328,8 @@ pub fn detect(
         drifted_columns,
         features: findings,
         method: format!(
-            "two-sample Kolmogorov–Smirnov (numeric, asymptotic p) or chi-square homogeneity (categorical); \
+            "two-sample Kolmogorov–Smirnov (numeric; exact p up to 10,000 values a side, finite-n Kolmogorov \
+             distribution beyond) or chi-square homogeneity (categorical); \
              Benjamini–Hochberg adjusted p < {} flags a column; PSI over reference deciles or categories is reported",
             cfg.alpha
         ),

@@ -20,6 +20,7 @@ mod nas;
 mod pipeline;
 mod progress;
 mod report;
+mod report_html;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -562,6 +563,21 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         max_batch_rows: usize,
     },
+    /// Writes the run's report as one self-contained HTML file (report.html).
+    ///
+    /// The Markdown report rendered, then plots drawn as inline SVG from the run's artifacts:
+    /// search progress, learning curves, the confusion matrix (or residuals) on the test split,
+    /// permutation importance, the ten criteria, and any monitoring plots under <run>/monitor.
+    /// With --screenshot, headless Chromium renders it into a PNG and any console error fails
+    /// the command (scripts/chromium.sh installs Chromium from Debian).
+    Report {
+        /// Run directory written by `cargo xtask run`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Render the report in headless Chromium into this PNG.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+    },
     /// Runs side by side: data, seed, test metric, baseline, time, and the ten criteria.
     ///
     /// Reads each run's manifest.json and criteria.json and prints one Markdown table with a
@@ -749,6 +765,18 @@ fn main() -> ExitCode {
             out,
         })
         .map(|_| ExitCode::SUCCESS),
+        Command::Report { run, screenshot } => (|| -> anyhow::Result<ExitCode> {
+            let html = report_html::write(&run)?;
+            eprintln!("report written to {}", html.display());
+            if let Some(png) = screenshot {
+                let errors = report_html::screenshot(&html, &png)?;
+                if !errors.is_empty() {
+                    anyhow::bail!("the browser reported errors:\n{}", errors.join("\n"));
+                }
+                eprintln!("rendered without console errors: {}", png.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        })(),
         Command::Compare { runs, out } => {
             compare::run(&runs, out.as_deref()).map(|_| ExitCode::SUCCESS)
         }

@@ -980,6 +980,10 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     let mut manifest = manifest;
     record(&run_dir, paths::REPORT, "report", &mut manifest.artifacts)?;
     write_json(&run_dir.join(paths::MANIFEST), &manifest)?;
+    // The same report as one self-contained HTML file with the plots. It is derived from the
+    // artifacts above and rewritten by `cargo xtask report` (with any monitoring plots added
+    // since), so the manifest does not pin its hash.
+    crate::report_html::write(&run_dir)?;
 
     print_summary(
         &manifest,

@@ -1564,3 +1564,47 @@ fn compare_puts_runs_side_by_side() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn the_html_report_renders_in_headless_chromium_without_console_errors() {
+    let run = default_run();
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    // One self-contained file: no scripts, no links to fetch.
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http")
+    );
+    for part in [
+        "<h2>Data profile</h2>",
+        "Search progress",
+        "Learning curves of the final model",
+        "Confusion matrix",
+        "Permutation importance",
+        "<h3>The ten criteria</h3>",
+    ] {
+        assert!(html.contains(part), "report.html lacks {part}");
+    }
+    assert!(html.matches("<svg").count() >= 4);
+    // Headless Chromium (installed by the project's script) renders it into a screenshot.
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/chromium.sh"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dir = Scratch::new("report-shot");
+    let png = dir.path().join("report.png");
+    let o = xtask(&[
+        "report",
+        "--run",
+        &run.to_string_lossy(),
+        "--screenshot",
+        &png.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("rendered without console errors"));
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "{}",
+        bytes.len()
+    );
+}
