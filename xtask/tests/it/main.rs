@@ -1608,3 +1608,65 @@ fn the_html_report_renders_in_headless_chromium_without_console_errors() {
         bytes.len()
     );
 }
+
+#[test]
+fn two_runs_with_the_same_seed_agree_on_everything_but_time_and_energy() {
+    let dir = Scratch::new("same-seed");
+    let runs: Vec<PathBuf> = (0..2).map(|k| dir.path().join(format!("run{k}"))).collect();
+    for run in &runs {
+        let o = xtask(&[
+            "run",
+            "--data",
+            &dataset("wine.csv").to_string_lossy(),
+            "--target",
+            "cultivar",
+            "--max-trials",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            &run.to_string_lossy(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let json = |run: &Path, rel: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join(rel)).unwrap()).unwrap()
+    };
+    // The criteria agree except those that are timings or energy.
+    let (a, b) = (
+        json(&runs[0], paths::CRITERIA),
+        json(&runs[1], paths::CRITERIA),
+    );
+    let timed = ["efficiency", "scalability", "eco_friendliness"];
+    for (x, y) in a["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["criteria"].as_array().unwrap())
+    {
+        if !timed.contains(&x["criterion"].as_str().unwrap()) {
+            assert_eq!(x, y);
+        }
+    }
+    // The trial histories agree once their clock readings are left out.
+    let strip = |mut v: serde_json::Value| {
+        for t in v["trials"].as_array_mut().unwrap() {
+            let t = t.as_object_mut().unwrap();
+            t.remove("seconds");
+            t.remove("finished_at_secs");
+        }
+        v
+    };
+    assert_eq!(
+        strip(json(&runs[0], paths::TRIALS)),
+        strip(json(&runs[1], paths::TRIALS))
+    );
+    // And so do the weights and the exported model, byte for byte.
+    for rel in [paths::WEIGHTS, paths::ONNX] {
+        assert_eq!(
+            std::fs::read(runs[0].join(rel)).unwrap(),
+            std::fs::read(runs[1].join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}
