@@ -104,6 +104,21 @@ pub struct RunFacts {
     pub feature_importance: Vec<(String, f64)>,
     /// (seed, test metric) of this run and of its repeats with other seeds (`--repeats`).
     pub repeats: Vec<(u64, f64)>,
+    /// The result of rerunning with the same seed, when asked for.
+    pub rerun: Option<RerunCheck>,
+}
+
+/// A rerun of the whole run with the same seed and settings, compared with the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RerunCheck {
+    /// Trials in the run and in the rerun.
+    pub trials: [usize; 2],
+    /// Trials whose records differ (clock readings left out), counting missing ones.
+    pub differing_trials: usize,
+    /// Whether the final weights are byte for byte the same.
+    pub same_weights: bool,
+    /// SHA-256 of the run's final weights.
+    pub weights_sha256: String,
 }
 
 /// Permutation importance: for each group of feature columns (the features one input column
@@ -213,6 +228,7 @@ impl RunFacts {
             scaling: vec![],
             feature_importance: vec![("a".into(), 0.2)],
             repeats: vec![(42, 0.97)],
+            rerun: None,
         }
     }
 }
@@ -395,13 +411,40 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                 )
                 .collect(),
             ),
+            Criterion::Reproducibility if f.rerun.is_some() => {
+                let r = f.rerun.as_ref().expect("checked");
+                let differences = r.differing_trials + usize::from(!r.same_weights);
+                let mut details = vec![
+                    m("trials in the run", r.trials[0] as f64, ""),
+                    m("trials in the rerun", r.trials[1] as f64, ""),
+                    m("differing trials", r.differing_trials as f64, ""),
+                    m("same final weights (1 yes, 0 no)", f64::from(u8::from(r.same_weights)), ""),
+                ];
+                if let Some(re) = &f.reloaded_test_metric {
+                    details.push(m("test metric recomputed from the saved model", re.value, unit));
+                }
+                measured(
+                    differences as f64,
+                    "differences",
+                    format!(
+                        "the whole run was repeated with the same seed and settings (into reproduce/) and \
+                         compared: every trial record, leaving out its clock readings, and the final weights \
+                         byte for byte (sha256 {}); the value counts differing trials plus 1 if the weights \
+                         differ, so 0 means reproduced. The saved model was also read back and rescored. \
+                         Seed, data hash, versions and the lock file's hash are in manifest.json",
+                        &r.weights_sha256[..12.min(r.weights_sha256.len())]
+                    ),
+                    details,
+                )
+            }
             Criterion::Reproducibility => match &f.reloaded_test_metric {
                 Some(r) => measured(
                     (r.value - f.test_metric.value).abs(),
                     unit,
                     "the saved artifacts (transform, architecture, safetensors weights) were read back from disk \
                      and the test metric recomputed; the value is its absolute difference from the reported one. \
-                     Seed, data hash and versions are recorded in manifest.json"
+                     Seed, data hash and versions are recorded in manifest.json; `cargo xtask run \
+                     --check-reproducibility` also reruns the whole run and compares trials and weights"
                         .into(),
                     vec![m("recomputed test metric", r.value, unit)],
                 ),

@@ -512,6 +512,12 @@ enum Command {
         /// reported. Multiplies the time taken.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         repeats: u64,
+        /// Repeat the whole run with the same seed and settings (into <run>/reproduce) and
+        /// compare every trial record (clock readings left out) and the final weights, for the
+        /// reproducibility criterion. Doubles the time taken; give --max-trials for a search
+        /// that a deadline cannot cut at different points.
+        #[arg(long)]
+        check_reproducibility: bool,
     },
     /// Predict raw rows with a run's exported model.
     ///
@@ -927,6 +933,7 @@ fn main() -> ExitCode {
             objective,
             grid_g_per_kwh,
             repeats,
+            check_reproducibility,
         } => pipeline::run(pipeline::RunArgs {
             data,
             target,
@@ -958,6 +965,7 @@ fn main() -> ExitCode {
             },
             grid_g_per_kwh,
             repeats: repeats as usize,
+            check_reproducibility,
         })
         .map(|_| ExitCode::SUCCESS),
         Command::Serve {

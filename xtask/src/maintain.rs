@@ -298,6 +298,7 @@ pub fn run(args: &MaintainArgs) -> Result<bool> {
             objective: autodl_search::Objective::default(),
             grid_g_per_kwh: autodl_criteria::DEFAULT_GRID_G_PER_KWH,
             repeats: 1,
+            check_reproducibility: false,
         })?;
         let new_predictor = autodl_deploy::Predictor::open(&new_run)?;
         let (old_metric, _) = metric_of(&predictor, &hold, manifest.seed)?;

@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Runs in all for the stability criterion: this one, then `repeats − 1` more with the
     /// seeds that follow, each in `<run>/repeats/seed-<seed>`.
     pub repeats: usize,
+    /// Repeat the run with the same seed (into `<run>/reproduce`) and compare trials and
+    /// weights, for the reproducibility criterion.
+    pub check_reproducibility: bool,
 }
 
 /// Completed trials kept for the ensemble: the best this many by score.
@@ -877,11 +880,29 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
             out: Some(run_dir.join(format!("repeats/seed-{seed}"))),
             seed,
             repeats: 1,
+            check_reproducibility: false,
             ..args.clone()
         })?;
         let m: RunManifest = read_json(&again.join(paths::MANIFEST))?;
         repeats.push((seed, m.test_metric.value));
     }
+    // Reproducibility: the same run again, with the same seed and settings, compared.
+    let rerun = if args.check_reproducibility {
+        stage(
+            7,
+            "criteria",
+            "reproducibility: repeating the run with the same seed",
+        );
+        let again = run(RunArgs {
+            out: Some(run_dir.join("reproduce")),
+            repeats: 1,
+            check_reproducibility: false,
+            ..args.clone()
+        })?;
+        Some(compare_reruns(&run_dir, &again)?)
+    } else {
+        None
+    };
     let cpu_secs = machine::cpu_seconds();
     let facts = RunFacts {
         run_id: run_id.clone(),
@@ -935,6 +956,7 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         scaling,
         feature_importance,
         repeats,
+        rerun,
     };
     let scorecard = autodl_criteria::assess(&facts);
     put_json(
@@ -1082,6 +1104,37 @@ pub fn score(
     target_scale: f64,
 ) -> MetricValue {
     MetricValue::new(metric, metric.compute_scaled(outputs, y, target_scale))
+}
+
+/// Compares a run with its rerun: trial records with their clock readings left out, and the
+/// final weights byte for byte.
+fn compare_reruns(run: &Path, again: &Path) -> Result<autodl_criteria::RerunCheck> {
+    let trials = |dir: &Path| -> Result<Vec<serde_json::Value>> {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(paths::TRIALS))?)?;
+        Ok(v["trials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut t| {
+                if let Some(o) = t.as_object_mut() {
+                    o.remove("seconds");
+                    o.remove("finished_at_secs");
+                }
+                t
+            })
+            .collect())
+    };
+    let (a, b) = (trials(run)?, trials(again)?);
+    let differing = a.iter().zip(&b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len());
+    let weights = |dir: &Path| std::fs::read(dir.join(paths::WEIGHTS));
+    Ok(autodl_criteria::RerunCheck {
+        trials: [a.len(), b.len()],
+        differing_trials: differing,
+        same_weights: weights(run)? == weights(again)?,
+        weights_sha256: sha256_file(&run.join(paths::WEIGHTS))?,
+    })
 }
 
 /// Epochs of each fit of the scalability measurement.

@@ -1624,10 +1624,25 @@ fn two_runs_with_the_same_seed_agree_on_everything_but_time_and_energy() {
             "3",
             "--seed",
             "5",
+            "--check-reproducibility",
             "--out",
             &run.to_string_lossy(),
         ]);
         assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    // Each run's own check (a rerun into reproduce/) found no difference.
+    let card: Scorecard = read_json(&runs[0].join(paths::CRITERIA)).unwrap();
+    match &card.criteria[5].assessment {
+        autodl_artifacts::criteria::Assessment::Measured {
+            value,
+            unit,
+            details,
+            ..
+        } => {
+            assert_eq!((*value, unit.as_str()), (0.0, "differences"), "{details:?}");
+            assert!(runs[0].join("reproduce").join(paths::MANIFEST).is_file());
+        }
+        other => panic!("reproducibility not measured: {other:?}"),
     }
     let json = |run: &Path, rel: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(run.join(rel)).unwrap()).unwrap()
