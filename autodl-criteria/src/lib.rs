@@ -106,6 +106,10 @@ pub struct RunFacts {
     pub repeats: Vec<(u64, f64)>,
     /// The result of rerunning with the same seed, when asked for.
     pub rerun: Option<RerunCheck>,
+    /// Hyper-parameter importance from the search (factor, correlation ratio η²), largest first.
+    pub hp_importance: Vec<(String, f64)>,
+    /// The chosen candidate's held-out metric on each cross-validation fold (small data).
+    pub fold_metrics: Vec<f64>,
 }
 
 /// A rerun of the whole run with the same seed and settings, compared with the run.
@@ -229,6 +233,8 @@ impl RunFacts {
             feature_importance: vec![("a".into(), 0.2)],
             repeats: vec![(42, 0.97)],
             rerun: None,
+            hp_importance: vec![("learning rate".into(), 0.3)],
+            fold_metrics: vec![],
         }
     }
 }
@@ -395,7 +401,10 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                 format!(
                     "model size as the measure of how much there is to understand: trainable parameters of `{}`; \
                      then the permutation importance of the input columns on the test split (the {} lost when \
-                     a column's values are shuffled across rows, mean of 3 shuffles), the 5 largest",
+                     a column's values are shuffled across rows, mean of 3 shuffles), the 5 largest; then the \
+                     search's hyper-parameter importance (correlation ratio η² of each factor with the \
+                     validation score over the completed trials), the 3 largest; the report draws the \
+                     architecture",
                     f.architecture, unit
                 ),
                 std::iter::once(m(
@@ -408,6 +417,12 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                         .iter()
                         .take(5)
                         .map(|(c, v)| m(&format!("importance of {c}"), *v, unit)),
+                )
+                .chain(
+                    f.hp_importance
+                        .iter()
+                        .take(3)
+                        .map(|(c, v)| m(&format!("η² of {c} (search)"), *v, "")),
                 )
                 .collect(),
             ),
@@ -497,14 +512,28 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                 ),
                 None => not_measured("the fits on growing data fractions did not complete"),
             },
-            Criterion::Generalizability => measured(
-                f.valid_metric.value - f.test_metric.value,
-                unit,
-                "validation metric minus test metric of the final model: the optimism of model selection \
-                 (positive means the test split scored worse)"
-                    .into(),
-                vec![],
-            ),
+            Criterion::Generalizability => {
+                let mut details = Vec::new();
+                let mut method = "validation metric minus test metric of the final model: the optimism of \
+                                  model selection (positive means the test split scored worse)"
+                    .to_string();
+                if f.fold_metrics.len() >= 2 {
+                    let n = f.fold_metrics.len() as f64;
+                    let mean = f.fold_metrics.iter().sum::<f64>() / n;
+                    let sd = (f.fold_metrics.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0))
+                        .sqrt();
+                    details.push(m("cross-validation folds: mean", mean, unit));
+                    details.push(m("cross-validation folds: standard deviation", sd, unit));
+                    method.push_str(&format!(
+                        "; and the spread of the chosen network's held-out {unit} over {} cross-validation folds",
+                        f.fold_metrics.len()
+                    ));
+                }
+                method.push_str(
+                    "; the score on shifted data comes from `cargo xtask monitor` once it has seen new data",
+                );
+                measured(f.valid_metric.value - f.test_metric.value, unit, method, details)
+            }
             Criterion::EcoFriendliness => {
                 let (joules, method) = match (&f.energy, f.cpu_secs) {
                     (Energy::Measured { joules, source }, _) => (Some(*joules), format!("energy read from {source}")),

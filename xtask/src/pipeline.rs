@@ -957,6 +957,24 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         feature_importance,
         repeats,
         rerun,
+        hp_importance: {
+            let mut v: Vec<(String, f64)> = autodl_search::analysis::importance(&history)
+                .into_iter()
+                .map(|i| (i.factor, i.eta_squared))
+                .collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            v
+        },
+        fold_metrics: model
+            .cross_validation
+            .as_ref()
+            .and_then(|cv| {
+                cv.candidates
+                    .iter()
+                    .find(|c| c.trial == cv.chosen_trial)
+                    .map(|c| c.fold_metrics.clone())
+            })
+            .unwrap_or_default(),
     };
     let scorecard = autodl_criteria::assess(&facts);
     put_json(

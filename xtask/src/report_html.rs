@@ -314,6 +314,102 @@ fn confusion_svg(labels: &[String], counts: &[Vec<usize>]) -> String {
     s
 }
 
+/// The chosen architecture as a drawing: one box per node in topological order, top to
+/// bottom; an edge between neighbours is a short arrow, a longer one (a skip connection or a
+/// branch) an arc on the right.
+fn architecture_svg(spec: &autodl_artifacts::arch::ArchitectureSpec) -> String {
+    let Ok(g) = spec.validate() else {
+        return String::new();
+    };
+    let (row, box_w, box_h, left) = (34.0, 240.0, 22.0, 20.0);
+    let position: std::collections::HashMap<usize, usize> =
+        g.order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let h = 40.0 + row * g.order.len() as f64;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<figure><svg xmlns="http://www.w3.org/2000/svg" width="520" height="{h:.0}" font-family="sans-serif" font-size="12" role="img" aria-label="architecture"><rect width="100%" height="100%" fill="white"/><text x="{left}" y="16" font-weight="bold">The chosen architecture ({} nodes)</text>"#,
+        g.order.len()
+    );
+    let y = |k: usize| 28.0 + row * k as f64;
+    for (i, ins) in g.inputs.iter().enumerate() {
+        for &j in ins {
+            let (a, b) = (position[&j], position[&i]);
+            let (y0, y1) = (y(a) + box_h, y(b));
+            if b == a + 1 {
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{:.1}" y1="{y0:.1}" x2="{:.1}" y2="{y1:.1}" stroke="#555555"/>"##,
+                    left + box_w / 2.0,
+                    left + box_w / 2.0
+                );
+            } else {
+                let bend = left + box_w + 20.0 + 12.0 * (b - a) as f64;
+                let _ = writeln!(
+                    s,
+                    r##"<path d="M {:.1} {:.1} C {bend:.1} {:.1}, {bend:.1} {:.1}, {:.1} {:.1}" fill="none" stroke="#d62728"/>"##,
+                    left + box_w,
+                    y(a) + box_h / 2.0,
+                    y(a) + box_h / 2.0,
+                    y(b) + box_h / 2.0,
+                    left + box_w,
+                    y(b) + box_h / 2.0
+                );
+            }
+        }
+    }
+    for (k, &i) in g.order.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{left}" y="{:.1}" width="{box_w}" height="{box_h}" rx="4" fill="#eef4fb" stroke="#1f77b4"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            y(k),
+            left + box_w / 2.0,
+            y(k) + 15.0,
+            esc(&spec.nodes[i].op.label())
+        );
+    }
+    s.push_str("</svg></figure>\n");
+    s
+}
+
+/// The ten criteria as a chart: one spoke each around a circle, a filled dot where measured
+/// (with its value), a hollow one where not.
+fn criteria_svg(card: &Scorecard) -> String {
+    let (cx, cy, r) = (330.0, 200.0, 120.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<figure><svg xmlns="http://www.w3.org/2000/svg" width="660" height="400" font-family="sans-serif" font-size="12" role="img" aria-label="the ten criteria"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    let n = card.criteria.len().max(1) as f64;
+    for (k, c) in card.criteria.iter().enumerate() {
+        let angle = std::f64::consts::TAU * k as f64 / n - std::f64::consts::FRAC_PI_2;
+        let (x, y) = (cx + r * angle.cos(), cy + r * angle.sin());
+        let (lx, ly) = (cx + (r + 18.0) * angle.cos(), cy + (r + 18.0) * angle.sin());
+        let anchor = if angle.cos() > 0.2 {
+            "start"
+        } else if angle.cos() < -0.2 {
+            "end"
+        } else {
+            "middle"
+        };
+        let (fill, value) = match &c.assessment {
+            Assessment::Measured { value, unit, .. } => {
+                ("#1a7f37", format!("{} {unit}", short(*value)))
+            }
+            Assessment::NotMeasured { .. } => ("white", "not measured".to_string()),
+        };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{cx}" y1="{cy}" x2="{x:.1}" y2="{y:.1}" stroke="#dddddd"/><circle cx="{x:.1}" cy="{y:.1}" r="8" fill="{fill}" stroke="#1a7f37" stroke-width="2"/><text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}"><tspan font-weight="bold">{}</tspan><tspan x="{lx:.1}" dy="14">{}</tspan></text>"##,
+            c.criterion.title(),
+            esc(&value)
+        );
+    }
+    s.push_str("</svg></figure>\n");
+    s
+}
+
 /// A number for an axis or a label, short.
 fn short(v: f64) -> String {
     if v == 0.0 {
@@ -376,6 +472,7 @@ fn plots(run: &Path) -> Result<String> {
         "loss",
         &[("training loss", train), ("validation loss", valid)],
     ));
+    out.push_str(&architecture_svg(&model.architecture));
     // Confusion matrix or residuals on the test split, from the exported model.
     let predictor = autodl_deploy::Predictor::open(run)?;
     let test = autodl_data::read_table(&run.join(paths::TEST_RAW))?;
@@ -432,9 +529,9 @@ fn plots(run: &Path) -> Result<String> {
         &unit,
         &importance,
     ));
-    out.push_str(
-        "<h3>The ten criteria</h3><table><tr><th>criterion</th><th>status</th><th>value</th></tr>",
-    );
+    out.push_str("<h3>The ten criteria</h3>");
+    out.push_str(&criteria_svg(&card));
+    out.push_str("<table><tr><th>criterion</th><th>status</th><th>value</th></tr>");
     for c in &card.criteria {
         let (status, value) = match &c.assessment {
             Assessment::Measured { value, unit, .. } => {

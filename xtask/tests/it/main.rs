@@ -1579,11 +1579,13 @@ fn the_html_report_renders_in_headless_chromium_without_console_errors() {
         "Learning curves of the final model",
         "Confusion matrix",
         "Permutation importance",
+        "The chosen architecture",
         "<h3>The ten criteria</h3>",
+        "aria-label=\"the ten criteria\"",
     ] {
         assert!(html.contains(part), "report.html lacks {part}");
     }
-    assert!(html.matches("<svg").count() >= 4);
+    assert!(html.matches("<svg").count() >= 6);
     // Headless Chromium (installed by the project's script) renders it into a screenshot.
     let o = Command::new("bash")
         .arg(repo().join("scripts/chromium.sh"))
