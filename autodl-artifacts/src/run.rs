@@ -89,7 +89,8 @@ pub struct RunManifest {
     pub test_metric: MetricValue,
     /// The linfa baseline's test metric.
     pub baseline_test_metric: Option<MetricValue>,
-    /// Versions: autodl, rustc, and the main dependencies.
+    /// Versions: autodl, rustc, the main dependencies and the lock file's hash; and `threads`,
+    /// the worker threads the stages could use.
     pub versions: BTreeMap<String, String>,
     /// Wall seconds per stage.
     pub stage_seconds: BTreeMap<String, f64>,

@@ -446,7 +446,7 @@ pub fn assess(f: &RunFacts) -> Scorecard {
                          compared: every trial record, leaving out its clock readings, and the final weights \
                          byte for byte (sha256 {}); the value counts differing trials plus 1 if the weights \
                          differ, so 0 means reproduced. The saved model was also read back and rescored. \
-                         Seed, data hash, versions and the lock file's hash are in manifest.json",
+                         Seed, data hash, versions, the lock file's hash and the thread count are in manifest.json",
                         &r.weights_sha256[..12.min(r.weights_sha256.len())]
                     ),
                     details,

@@ -1001,7 +1001,13 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
         task: data.task,
         test_metric: test_metric.clone(),
         baseline_test_metric: baseline.as_ref().map(|b| b.test_metric.clone()),
-        versions: machine::versions(),
+        versions: {
+            // With the versions, the worker threads the stages could use (the environment a
+            // rerun should match).
+            let mut v = machine::versions();
+            v.insert("threads".into(), ctx.threads.to_string());
+            v
+        },
         stage_seconds: stage_secs,
         artifacts: artifacts.clone(),
     };
