@@ -316,5 +316,47 @@ pub fn monitor(a: &MonitorArgs) -> Result<bool> {
     );
     write_json(&path, &report)?;
     eprintln!("report written to {}", path.display());
+    // With a run and labelled rows: how the model scores on them (generalizability on the
+    // data monitoring has seen), beside its test score; the HTML report lists these.
+    if let Some(run) = &a.run
+        && let Some(score) = monitored_score(run, &table)?
+    {
+        println!(
+            "the model on these {} labelled rows: {} {:.4} (on its test split: {:.4})",
+            score["rows"], score["metric"], score["value"], score["test_value"]
+        );
+        let scored = path.with_file_name(format!("score-{stem}.json"));
+        autodl_artifacts::io::write_atomic(
+            &scored,
+            serde_json::to_string_pretty(&score)?.as_bytes(),
+        )?;
+    }
     Ok(report.drift_detected)
+}
+
+/// The run's model's metric on the rows of `table` that carry the target, with the run's own
+/// test metric; `None` when no row carries it.
+fn monitored_score(run: &Path, table: &RawTable) -> Result<Option<serde_json::Value>> {
+    let predictor = autodl_deploy::Predictor::open(run)?;
+    let t = predictor.transform();
+    let Some(target) = table.column(&t.target) else {
+        return Ok(None);
+    };
+    let rows: Vec<usize> = (0..table.n_rows())
+        .filter(|&r| !target.values.is_missing(r))
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let labelled = table.take(&rows);
+    let outputs = predictor.outputs(&labelled)?;
+    let y = t.encode_target(labelled.column(&t.target).context("target")?)?;
+    let m = crate::pipeline::score(t.task.metric(), &outputs, &y, t.target_scale());
+    let manifest = open_run(run)?;
+    Ok(Some(serde_json::json!({
+        "rows": rows.len(),
+        "metric": m.name,
+        "value": m.value,
+        "test_value": manifest.test_metric.value,
+    })))
 }

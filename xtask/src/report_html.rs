@@ -548,6 +548,34 @@ fn plots(run: &Path) -> Result<String> {
         );
     }
     out.push_str("</table>\n");
+    // Scores on data monitoring has seen (generalizability beyond the test split).
+    if let Ok(entries) = std::fs::read_dir(run.join("monitor")) {
+        let mut scores: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("score-"))
+            })
+            .collect();
+        scores.sort();
+        if !scores.is_empty() {
+            out.push_str("<h3>The model on data monitoring has seen</h3><table><tr><th>data</th><th>labelled rows</th><th>metric</th><th>there</th><th>on the test split</th></tr>");
+            for p in scores {
+                let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p)?)?;
+                let name = p.file_stem().unwrap_or_default().to_string_lossy();
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(name.trim_start_matches("score-")),
+                    v["rows"],
+                    esc(v["metric"].as_str().unwrap_or("")),
+                    short(v["value"].as_f64().unwrap_or(f64::NAN)),
+                    short(v["test_value"].as_f64().unwrap_or(f64::NAN))
+                );
+            }
+            out.push_str("</table>\n");
+        }
+    }
     // Monitoring plots written beside the run.
     if let Ok(entries) = std::fs::read_dir(run.join("monitor")) {
         let mut svgs: Vec<PathBuf> = entries

@@ -677,6 +677,32 @@ fn monitor_flags_nothing_on_the_test_split_and_exactly_the_shifted_features() {
     let clean = monitor_report(run, &raw);
     assert!(!clean.drift_detected, "{:?}", clean.drifted_columns);
     assert_eq!(clean.features.len(), 13);
+    // The test split carries its labels: the model scores there as the run reported, and
+    // the score is kept beside the report (for the HTML report's generalizability table).
+    let scored = Scratch::new("scored");
+    let o = xtask(&[
+        "monitor",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        raw.to_str().unwrap(),
+        "--out",
+        scored.path().join("drift.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("the model on these"),
+        "{}",
+        text(&o.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scored.path().join("score-test_raw.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        (v["value"].as_f64().unwrap() - v["test_value"].as_f64().unwrap()).abs() < 1e-9,
+        "{v}"
+    );
 
     // Shift two features by two standard deviations of the test rows.
     let mut table = autodl_data::read_table(&raw).unwrap();
