@@ -832,7 +832,7 @@ pub(crate) fn profile_column(column: &RawColumn) -> ColumnProfile {
         .as_ref()
         .map(|v| v.iter().flatten().copied().collect())
         .unwrap_or_default();
-    sorted.sort_unstable_by(f64::total_cmp);
+    sort_f64(&mut sorted);
     // Each distinct text once, with how often it occurs (text columns only).
     let levels = if numbers.is_some() {
         Vec::new()
@@ -1861,6 +1861,52 @@ fn outlier_fences(values: &[f64]) -> Option<[f64; 2]> {
     (iqr > 0.0).then_some([q1 - 3.0 * iqr, q3 + 3.0 * iqr])
 }
 
+/// Sorts `values` in `f64::total_cmp` order: a least-significant-digit radix sort on the bits
+/// (eight passes of one byte, with the sign flipped so that the bits order as the numbers),
+/// several times faster than a comparison sort on the million-value columns profiling sees.
+/// Short slices use the comparison sort.
+fn sort_f64(values: &mut [f64]) {
+    if values.len() < 4096 {
+        values.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    // The order-preserving key of total_cmp: flip every bit of negatives, the sign bit of
+    // the rest.
+    let key = |x: f64| {
+        let b = x.to_bits();
+        if b >> 63 == 1 { !b } else { b | (1 << 63) }
+    };
+    let mut keys: Vec<u64> = values.iter().map(|&x| key(x)).collect();
+    let mut scratch = vec![0u64; keys.len()];
+    for pass in 0..8 {
+        let shift = pass * 8;
+        let mut counts = [0usize; 256];
+        for &k in &keys {
+            counts[((k >> shift) & 0xff) as usize] += 1;
+        }
+        // A byte that is the same everywhere needs no pass.
+        if counts.contains(&keys.len()) {
+            continue;
+        }
+        let mut offsets = [0usize; 256];
+        let mut total = 0;
+        for (o, c) in offsets.iter_mut().zip(counts) {
+            *o = total;
+            total += c;
+        }
+        for &k in &keys {
+            let b = ((k >> shift) & 0xff) as usize;
+            scratch[offsets[b]] = k;
+            offsets[b] += 1;
+        }
+        std::mem::swap(&mut keys, &mut scratch);
+    }
+    for (v, k) in values.iter_mut().zip(keys) {
+        let b = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
+        *v = f64::from_bits(b);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1870,6 +1916,32 @@ mod tests {
             name: name.into(),
             values: ColumnValues::Numeric(v.into_iter().map(Some).collect()),
         }
+    }
+
+    #[test]
+    fn radix_sort_orders_as_total_cmp() {
+        let mut state = 3u64;
+        let mut values: Vec<f64> = (0..20_000)
+            .map(|i| {
+                state = autodl_artifacts::context::splitmix64(state);
+                match i % 7 {
+                    0 => -0.0,
+                    1 => 0.0,
+                    2 => f64::from((state % 5) as u32) - 2.0,
+                    _ => (state as i64) as f64 / 1e12,
+                }
+            })
+            .collect();
+        values.extend([f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN, 1e-310, -1e-310]);
+        let mut expected = values.clone();
+        expected.sort_unstable_by(f64::total_cmp);
+        sort_f64(&mut values);
+        assert!(
+            values
+                .iter()
+                .zip(&expected)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
     }
 
     #[test]
