@@ -1932,7 +1932,14 @@ mod tests {
                 }
             })
             .collect();
-        values.extend([f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN, 1e-310, -1e-310]);
+        values.extend([
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN,
+            1e-310,
+            -1e-310,
+        ]);
         let mut expected = values.clone();
         expected.sort_unstable_by(f64::total_cmp);
         sort_f64(&mut values);
