@@ -412,7 +412,8 @@ enum BenchCommand {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Benchmarks against peers (PyTorch for training, Optuna for search).
+    /// Benchmarks against peers: pandas + scikit-learn (data), PyTorch (training), Optuna (search),
+    /// onnxruntime and FastAPI (deployment), Evidently (monitoring), and the drift calibration.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
@@ -596,10 +597,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Check new data for drift against a run's training data.
+    /// Check new data for drift against a run's training data or a reference table, whole or
+    /// in chunks (with performance estimates and streaming detectors), and keep the model
+    /// current (--retrain-on-drift).
     ///
     /// Feature by feature: Kolmogorov–Smirnov (numeric) or chi-square (categorical) with
-    /// Benjamini–Hochberg correction, plus PSI. Prints a table and writes a JSON report.
+    /// Benjamini–Hochberg correction, plus PSI, Jensen–Shannon and Wasserstein. Prints a table
+    /// and writes a JSON report; in chunks (--chunk-size or --chunk-period) also Markdown
+    /// tables and an SVG plot beside it. With a run and labelled rows, the model's score on
+    /// them is kept too.
     Monitor {
         /// Run directory written by `cargo xtask run`: its drift reference (the training rows).
         #[arg(
