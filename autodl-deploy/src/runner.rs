@@ -189,11 +189,6 @@ impl OnnxRunner {
         &self.inputs
     }
 
-    /// Features the model takes, for a model with one f32 input (the network alone).
-    pub fn n_features(&self) -> usize {
-        self.inputs.iter().map(|i| i.width).sum()
-    }
-
     /// Runs a model with one f32 input on every row of `x`.
     pub fn run(&self, x: &Matrix) -> Result<Matrix> {
         if self.inputs.len() != 1 || self.inputs[0].double {

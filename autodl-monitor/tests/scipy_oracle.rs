@@ -10,22 +10,12 @@ use autodl_artifacts::context::splitmix64;
 use autodl_monitor::stats;
 use serde_json::{Value, json};
 
+#[path = "../../test-support/oracle_venv.rs"]
+mod oracle_venv;
+use oracle_venv::oracle_python;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The oracle venv's python (scipy among its packages), made by the project's script.
-fn oracle_python() -> PathBuf {
-    let o = Command::new("bash")
-        .arg(repo().join("scripts/oracle-venv.sh"))
-        .output()
-        .expect("bash runs");
-    assert!(
-        o.status.success(),
-        "oracle venv setup failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
 
 /// Seeded standard normals (Box–Muller on splitmix64).

@@ -1004,7 +1004,6 @@ fn main() -> ExitCode {
             data,
             alpha,
             labels,
-            id,
             retrain_on_drift: true,
             retrain_budget_secs,
             fail_on_drift,
@@ -1013,7 +1012,6 @@ fn main() -> ExitCode {
             run,
             data,
             labels,
-            id,
             alpha,
             budget_secs: retrain_budget_secs,
         })

@@ -28,7 +28,6 @@ pub struct MaintainArgs {
     pub run: PathBuf,
     pub data: PathBuf,
     pub labels: Option<PathBuf>,
-    pub id: Option<String>,
     pub alpha: f64,
     pub budget_secs: f64,
 }
@@ -78,44 +77,27 @@ fn concat(a: &RawColumn, b: &RawColumn) -> RawColumn {
     }
 }
 
-/// The labels of `data`'s rows as a target column: its own, or joined from `labels` on `id`.
-fn target_column(
-    data: &RawTable,
-    target: &str,
-    labels: Option<&Path>,
-    id: Option<&str>,
-) -> Result<RawColumn> {
-    if let Some(c) = data.column(target) {
-        return Ok(c.clone());
+/// The new rows that carry a label: those of `data` whose target is present, or, when `data`
+/// has no target column, the rows the labels table names (joined on their one shared column,
+/// as `cargo xtask run --labels` does).
+fn labelled_rows(data: &RawTable, target: &str, labels: Option<&Path>) -> Result<RawTable> {
+    if let Some(y) = data.column(target) {
+        let rows: Vec<usize> = (0..data.n_rows())
+            .filter(|&r| !y.values.is_missing(r))
+            .collect();
+        return Ok(data.take(&rows));
     }
-    let (Some(file), Some(id)) = (labels, id) else {
-        return Ok(RawColumn {
-            name: target.into(),
-            values: ColumnValues::Text(vec![None; data.n_rows()]),
-        });
+    let Some(file) = labels else {
+        return Ok(RawTable { columns: vec![] });
     };
     let table = autodl_data::read_table(file)?;
-    let what = file.display().to_string();
-    let keys = table
-        .column(id)
-        .with_context(|| format!("{what} has no column '{id}'"))?;
-    let values = table
-        .column(target)
-        .with_context(|| format!("{what} has no column '{target}'"))?;
-    let by_id: std::collections::HashMap<String, String> = (0..table.n_rows())
-        .filter_map(|r| Some((keys.values.label(r)?, values.values.label(r)?)))
-        .collect();
-    let ids = data
-        .column(id)
-        .with_context(|| format!("the data has no column '{id}'"))?;
-    Ok(RawColumn {
-        name: target.into(),
-        values: ColumnValues::Text(
-            (0..data.n_rows())
-                .map(|r| ids.values.label(r).and_then(|k| by_id.get(&k).cloned()))
-                .collect(),
-        ),
-    })
+    if table.column(target).is_none() {
+        bail!("{} has no column '{target}'", file.display());
+    }
+    let (joined, report) = autodl_data::join_labels(data, &table)
+        .with_context(|| format!("joining {} to the new rows", file.display()))?;
+    eprintln!("labels from {}: {report}", file.display());
+    Ok(joined)
 }
 
 /// The model's metric on `table` (which holds the target), and a bootstrap 95% interval.
@@ -156,7 +138,7 @@ pub fn run(args: &MaintainArgs) -> Result<bool> {
     let reference: DriftReference = read_json(&args.run.join(paths::DRIFT_REFERENCE))?;
     let predictor = autodl_deploy::Predictor::open(&args.run)?;
     let target = predictor.transform().target.clone();
-    let mut data = autodl_data::read_table(&args.data)?;
+    let data = autodl_data::read_table(&args.data)?;
     let drift = autodl_monitor::detect(
         &reference,
         &data,
@@ -173,19 +155,7 @@ pub fn run(args: &MaintainArgs) -> Result<bool> {
         }
     );
     // The labelled new rows.
-    let y = target_column(&data, &target, args.labels.as_deref(), args.id.as_deref())?;
-    data.columns.retain(|c| c.name != target);
-    data.columns.push(y);
-    let labelled: Vec<usize> = (0..data.n_rows())
-        .filter(|&r| {
-            !data
-                .column(&target)
-                .expect("just added")
-                .values
-                .is_missing(r)
-        })
-        .collect();
-    let recent = data.take(&labelled);
+    let recent = labelled_rows(&data, &target, args.labels.as_deref())?;
     let test_metric = manifest.test_metric.clone();
     let higher = test_metric.name == "accuracy";
     let (recent_metric, interval) = if recent.n_rows() >= 10 {

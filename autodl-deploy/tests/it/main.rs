@@ -18,6 +18,10 @@ use autodl_deploy::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[path = "../../../test-support/oracle_venv.rs"]
+mod oracle_venv;
+use oracle_venv::oracle_python;
+
 /// Weights for every parameterised node, drawn at random (variances kept positive).
 fn random_weights(spec: &ArchitectureSpec, rng: &mut ChaCha8Rng) -> NetworkWeights {
     let g = spec.validate().unwrap();
@@ -63,20 +67,6 @@ fn random_weights(spec: &ArchitectureSpec, rng: &mut ChaCha8Rng) -> NetworkWeigh
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The oracle venv's python (onnx, onnxruntime), made by the project's script if needed.
-fn oracle_python() -> PathBuf {
-    let o = Command::new("bash")
-        .arg(repo().join("scripts/oracle-venv.sh"))
-        .output()
-        .expect("bash runs");
-    assert!(
-        o.status.success(),
-        "oracle venv setup failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
 
 fn write_csv(path: &Path, m: &Matrix) {

@@ -15,6 +15,10 @@ use autodl_artifacts::run::{RunManifest, paths};
 use autodl_artifacts::table::{ColumnValues, Matrix, RawTable, Task};
 use autodl_artifacts::transform::FeatureTransform;
 
+#[path = "../../../test-support/oracle_venv.rs"]
+mod oracle_venv;
+use oracle_venv::oracle_python;
+
 /// A fresh scratch directory for one test, removed when dropped.
 struct Scratch(PathBuf);
 
@@ -191,19 +195,6 @@ fn write_csv(path: &Path, m: &Matrix) {
         s.push('\n');
     }
     std::fs::write(path, s).unwrap();
-}
-
-fn oracle_python() -> PathBuf {
-    let o = Command::new("bash")
-        .arg(repo().join("scripts/oracle-venv.sh"))
-        .output()
-        .expect("bash runs");
-    assert!(
-        o.status.success(),
-        "oracle venv setup failed: {}",
-        text(&o.stderr)
-    );
-    PathBuf::from(text(&o.stdout).trim())
 }
 
 /// onnx.checker accepts the export and onnxruntime's outputs equal tract's to 1e-4.
