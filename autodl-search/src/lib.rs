@@ -49,6 +49,7 @@ mod encoding;
 mod genome;
 mod graph;
 mod strategy;
+pub mod study;
 pub mod tpe;
 
 pub use cell::{Cell, CellOp};
@@ -109,6 +110,9 @@ pub enum SearchError {
     /// The configuration is unusable.
     #[error("invalid search configuration: {0}")]
     Config(String),
+    /// A study's journal could not be read or written.
+    #[error("study storage: {0}")]
+    Storage(String),
 }
 
 /// Result alias for this crate.

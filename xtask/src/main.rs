@@ -21,6 +21,7 @@ mod pipeline;
 mod progress;
 mod report;
 mod report_html;
+mod studies;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -388,6 +389,12 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/nas-table.json")]
         out: PathBuf,
     },
+    /// Trials per second with 1, 2 and 4 worker processes sharing one study.
+    ///
+    /// Each worker is a separate process running `search worker` on Hartmann-6 with an extra
+    /// cost per trial (busy computation, or waiting); checks that every study ends with
+    /// exactly its number of complete trials.
+    Workers(studies::WorkersBenchArgs),
     /// Strategies compared on the NAS table (lookups instead of training).
     ///
     /// Random search, regularized evolution, TPE, successive halving, Hyperband and BOHB, each
@@ -422,6 +429,12 @@ enum Command {
     Data {
         #[command(subcommand)]
         what: DataCommand,
+    },
+    /// Searches shared by many worker processes (on one machine or many) through one study in
+    /// Optuna's journal format: a file, or a Redis server.
+    Search {
+        #[command(subcommand)]
+        what: studies::SearchCommand,
     },
     /// One autodl side of `bench monitor`, in its own process (used by the benchmark).
     #[command(hide = true)]
@@ -684,6 +697,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Search {
+            what: studies::SearchCommand::Worker(args),
+        } => studies::worker(&args).map(|_| ExitCode::SUCCESS),
+        Command::Search {
+            what: studies::SearchCommand::Show(args),
+        } => studies::show(&args).map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what: BenchCommand::Workers(args),
+        } => studies::bench_workers(&args).map(|_| ExitCode::SUCCESS),
         Command::Bench {
             what:
                 BenchCommand::Data {

@@ -19,6 +19,8 @@ use autodl_artifacts::transform::FeatureTransform;
 mod oracle_venv;
 use oracle_venv::oracle_python;
 
+mod studies;
+
 /// A fresh scratch directory for one test, removed when dropped.
 struct Scratch(PathBuf);
 
