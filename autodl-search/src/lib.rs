@@ -19,6 +19,10 @@
 //! every node on an input-to-output path) and by the spec's own shape rules before it is
 //! evaluated; every trial records its parameter count and multiply-adds.
 //!
+//! [`study`] shares one search among many worker processes, on one machine or many, through
+//! Optuna's journal format (a file, or a Redis server): Python Optuna reads these studies and
+//! autodl workers continue Optuna's.
+//!
 //! Strategies ([`Strategy`]): random search, regularized evolution (the default), TPE,
 //! successive halving, Hyperband and BOHB, the last three with epochs as the fidelity. All first
 //! evaluate the space's conventional [`SearchSpace::defaults`] (an MLP, and a small CNN for

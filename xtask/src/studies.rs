@@ -7,12 +7,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use autodl_artifacts::context::RunContext;
 use autodl_search::study::{
     self, Asha, Claimed, Direction, Evaluation, Sampler, Study, StudyObjective, StudySettings,
     TrialState, WorkerOptions,
 };
 use autodl_search::tpe::{Config, Param, ParamKind, TpeSettings, TpeSpace, testfns};
-use autodl_search::{Cell, CellOp};
+use autodl_search::{Cell, CellOp, SearchSpace};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::nas::{NasTable, read_table};
@@ -49,6 +50,12 @@ pub enum ObjectiveArg {
     /// none, skip, conv or pool) trained on MNIST-1D; validation accuracy after each of 6
     /// epochs, reported as intermediate values (the pruner's rungs), maximised.
     NasTable,
+    /// Networks trained on --data (the pipeline's search space for that data: dense blocks,
+    /// or convolutions and cells for signals and images, with every training option). Each
+    /// worker prepares the data with the same seed, so all workers see the same split. The
+    /// value is the validation score (the metric, negated when lower is better), maximised;
+    /// each epoch's score is reported (the pruner's rungs are epochs).
+    Train,
 }
 
 /// How trials are proposed.
@@ -86,6 +93,15 @@ pub struct WorkerArgs {
     /// The NAS table, for --objective nas-table.
     #[arg(long, default_value = "bench/nas-table.json")]
     pub nas_table: PathBuf,
+    /// The table to train on, for --objective train (CSV, Parquet, Arrow IPC or JSON lines).
+    #[arg(long, required_if_eq("objective", "train"))]
+    pub data: Option<PathBuf>,
+    /// Target column, for --objective train (default: inferred as by `cargo xtask run`).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Seed of the data split and of each network's training, for --objective train.
+    #[arg(long, default_value_t = 0)]
+    pub data_seed: u64,
     /// Sampler, when this worker creates the study.
     #[arg(long, value_enum, default_value_t = SamplerArg::Tpe)]
     pub sampler: SamplerArg,
@@ -178,28 +194,125 @@ impl NasObjective {
     }
 }
 
+/// Networks trained on a prepared table, epoch by epoch.
+struct TrainObjective {
+    data: autodl_artifacts::table::PreparedData,
+    target_scale: f64,
+    space: SearchSpace,
+    ctx: RunContext,
+}
+
+impl TrainObjective {
+    fn load(path: &std::path::Path, target: Option<String>, seed: u64) -> Result<Self> {
+        let loaded = crate::data::load(path, target, None)?;
+        let ctx = RunContext::new(seed, std::env::temp_dir());
+        let cfg = autodl_data::PrepareConfig::new(&loaded.target);
+        let prepared = autodl_data::prepare(&cfg, &loaded.table, &loaded.sha, &ctx)?;
+        let data = prepared.data;
+        let space =
+            SearchSpace::for_input(data.feature_names.len(), data.input_shape, data.n_outputs());
+        eprintln!(
+            "  target {}: {} training and {} validation rows, {} features",
+            loaded.target,
+            data.train.y.len(),
+            data.valid.y.len(),
+            data.feature_names.len()
+        );
+        Ok(TrainObjective {
+            target_scale: prepared.transform.target_scale(),
+            data,
+            space,
+            ctx,
+        })
+    }
+
+    fn evaluate(
+        &self,
+        config: &Config,
+        report: &mut dyn FnMut(i64, f64) -> autodl_search::Result<bool>,
+    ) -> Evaluation {
+        let genome = self.space.decode(config);
+        let architecture = self.space.render(&genome);
+        if let Err(e) = autodl_search::check_dag(&architecture) {
+            return Evaluation::Failed(e.to_string());
+        }
+        let hp = &genome.hyperparams;
+        // Seeded by the configuration: a retried trial trains exactly as the first try.
+        let ctx = RunContext {
+            seed: self.ctx.derive_seed(&format!("{config:?}")),
+            progress: std::sync::Arc::new(autodl_artifacts::context::Silent),
+            ..self.ctx.clone()
+        };
+        let data = autodl_train::TrainData {
+            task: self.data.task,
+            n_outputs: self.data.n_outputs(),
+            target_scale: self.target_scale,
+            train: &self.data.train,
+            valid: &self.data.valid,
+        };
+        let mut checkpoint: Option<autodl_train::Checkpoint> = None;
+        for epoch in 1.. {
+            let result = autodl_train::train_with(
+                &architecture,
+                hp,
+                &data,
+                &ctx,
+                autodl_train::Fidelity::epochs(epoch),
+                checkpoint.as_ref(),
+            );
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => return Evaluation::Failed(e.to_string()),
+            };
+            let Some(score) = result.outcome.score() else {
+                return Evaluation::Failed(format!("training ended as {:?}", result.outcome));
+            };
+            match report(epoch as i64, score) {
+                Ok(true) => {}
+                Ok(false) => return Evaluation::Pruned,
+                Err(e) => return Evaluation::Failed(e.to_string()),
+            }
+            if result.finished || result.checkpoint.is_none() {
+                return Evaluation::Value(score);
+            }
+            checkpoint = result.checkpoint;
+        }
+        unreachable!("the epochs loop returns")
+    }
+}
+
 /// An objective plus optional extra cost per trial.
 struct Costed {
     kind: ObjectiveArg,
     nas: Option<NasObjective>,
+    train: Option<TrainObjective>,
     space: TpeSpace,
     cost: Option<(CostArg, Duration)>,
 }
 
 impl Costed {
     fn new(args: &WorkerArgs) -> Result<Self> {
-        let (nas, space) = match args.objective {
-            ObjectiveArg::Branin => (None, testfns::branin_space()),
-            ObjectiveArg::Hartmann6 => (None, testfns::hartmann6_space()),
-            ObjectiveArg::NasTable => {
-                let nas = NasObjective::load(&args.nas_table)?;
-                let space = nas.space.clone();
-                (Some(nas), space)
+        let (mut nas, mut train) = (None, None);
+        let space = match args.objective {
+            ObjectiveArg::Branin => testfns::branin_space(),
+            ObjectiveArg::Hartmann6 => testfns::hartmann6_space(),
+            ObjectiveArg::NasTable => nas
+                .insert(NasObjective::load(&args.nas_table)?)
+                .space
+                .clone(),
+            ObjectiveArg::Train => {
+                let path = args
+                    .data
+                    .as_ref()
+                    .context("--objective train needs --data")?;
+                let t = TrainObjective::load(path, args.target.clone(), args.data_seed)?;
+                train.insert(t).space.tpe_space()
             }
         };
         Ok(Costed {
             kind: args.objective,
             nas,
+            train,
             space,
             cost: (args.cost_ms > 0).then(|| (args.cost, Duration::from_millis(args.cost_ms))),
         })
@@ -207,8 +320,8 @@ impl Costed {
 
     fn direction(&self) -> Direction {
         match self.kind {
-            ObjectiveArg::NasTable => Direction::Maximize,
-            _ => Direction::Minimize,
+            ObjectiveArg::NasTable | ObjectiveArg::Train => Direction::Maximize,
+            ObjectiveArg::Branin | ObjectiveArg::Hartmann6 => Direction::Minimize,
         }
     }
 
@@ -274,6 +387,10 @@ impl StudyObjective for Costed {
                 Evaluation::Value(*curve.last().unwrap_or(&0.0))
             }
             (None, ObjectiveArg::NasTable) => Evaluation::Failed("no NAS table loaded".into()),
+            (_, ObjectiveArg::Train) => match &self.train {
+                Some(t) => t.evaluate(config, report),
+                None => Evaluation::Failed("no data loaded".into()),
+            },
         }
     }
 }

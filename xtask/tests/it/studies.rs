@@ -407,3 +407,55 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
     assert_eq!(lines.len(), snapshots.len() + 1);
     assert!(lines.last().unwrap().ends_with(" 40"), "{lines:?}");
 }
+
+#[test]
+fn two_workers_train_networks_on_a_table_with_asha_across_them() {
+    let scratch = Scratch::new("train-workers");
+    let storage = scratch.path().join("digits.log").display().to_string();
+    let data = repo().join("datasets/digits.csv").display().to_string();
+    let args = [
+        "--objective",
+        "train",
+        "--data",
+        &data,
+        "--asha",
+        "--n-trials",
+        "5",
+        "--seed",
+        "1",
+    ];
+    let children: Vec<Child> = (0..2)
+        .map(|_| {
+            worker("digits", &storage, &args)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let r = replay(&storage);
+    let ts = trials(&r, "digits");
+    assert_eq!(ts.len(), 5);
+    assert!(ts.iter().all(|t| t.state.is_finished()), "{ts:?}");
+    let complete: Vec<_> = ts
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .collect();
+    assert!(!complete.is_empty());
+    for t in &complete {
+        // One intermediate value per epoch trained, the last equal to the result.
+        let steps: Vec<i64> = t.intermediate.keys().copied().collect();
+        assert_eq!(steps, (1..=steps.len() as i64).collect::<Vec<_>>());
+        let last = *t.intermediate.values().next_back().unwrap();
+        assert_eq!(t.values.as_ref().unwrap()[0], last);
+    }
+    let best = complete
+        .iter()
+        .map(|t| t.values.as_ref().unwrap()[0])
+        .fold(f64::MIN, f64::max);
+    assert!(best > 0.8, "best validation score {best}");
+    let owners: BTreeSet<&str> = ts.iter().filter_map(|t| t.owner.as_deref()).collect();
+    assert_eq!(owners.len(), 2);
+}
