@@ -358,12 +358,71 @@ fn to_raw_column(column: &Column) -> polars::error::PolarsResult<RawColumn> {
         }
         ColumnValues::Numeric(values)
     } else if matches!(dtype, DataType::String) {
-        ColumnValues::dict_from(column.str()?.iter())
+        dict_from_views(column.str()?)
     } else {
         let cast = column.cast(&DataType::String)?;
         ColumnValues::dict_from(cast.str()?.iter())
     };
     Ok(RawColumn { name, values })
+}
+
+/// A hasher for the 16-byte views of short strings: one multiply-xorshift per half.
+#[derive(Default)]
+struct ViewHasher(u64);
+
+impl std::hash::Hasher for ViewHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, x: u128) {
+        let mix = |h: u64| {
+            let z = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z ^ (z >> 29)
+        };
+        self.0 = mix(mix(x as u64) ^ (x >> 64) as u64);
+    }
+}
+
+/// [`ColumnValues::dict_from`] over polars' string views, the same levels in the same order:
+/// a string of at most 12 bytes lives inside its 16-byte view (zero-padded), so the view
+/// itself is the key and the bytes are not hashed.
+fn dict_from_views(ca: &polars::prelude::StringChunked) -> ColumnValues {
+    use std::collections::HashMap;
+    let mut short: HashMap<u128, u32, std::hash::BuildHasherDefault<ViewHasher>> =
+        HashMap::default();
+    let mut long: HashMap<&str, u32, autodl_artifacts::table::FastHash> = HashMap::default();
+    let mut levels: Vec<String> = Vec::new();
+    let mut codes = Vec::with_capacity(ca.len());
+    for array in ca.downcast_iter() {
+        let validity = polars_arrow::array::Array::validity(array);
+        for (i, view) in array.views().iter().enumerate() {
+            if validity.is_some_and(|bits| !bits.get_bit(i)) {
+                codes.push(autodl_artifacts::table::MISSING_CODE);
+                continue;
+            }
+            let new_level = || {
+                levels.push(array.value(i).to_string());
+                (levels.len() - 1) as u32
+            };
+            let code = if view.length <= 12 {
+                *short.entry(view.as_u128()).or_insert_with(new_level)
+            } else {
+                *long.entry(array.value(i)).or_insert_with(new_level)
+            };
+            codes.push(code);
+        }
+    }
+    ColumnValues::Dict {
+        levels: std::sync::Arc::new(levels),
+        codes,
+    }
 }
 
 fn to_polars_column(column: &RawColumn) -> Column {
@@ -476,4 +535,35 @@ pub(crate) fn extension_of(path: &Path) -> String {
     path.extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_views_give_the_same_dictionary_as_the_strings() {
+        let values = [
+            Some("a"),
+            None,
+            Some("twelve bytes"),
+            Some("thirteen byte"),
+            Some("a"),
+            Some(""),
+            Some("a much longer category label"),
+            None,
+            Some("thirteen byte"),
+            Some("twelve bytes"),
+            Some("a much longer category label"),
+        ];
+        let chunk = |v: &[Option<&str>]| Column::new("s".into(), v).str().unwrap().clone();
+        let mut ca = chunk(&values[..6]);
+        // A second chunk, as files read in row groups give.
+        ca.append(&chunk(&values[6..])).unwrap();
+        assert_eq!(ca.chunks().len(), 2);
+        assert_eq!(
+            dict_from_views(&ca),
+            ColumnValues::dict_from(values.iter().copied())
+        );
+    }
 }

@@ -197,7 +197,7 @@ fn prepare_split(
     ctx: &RunContext,
 ) -> Result<Prepared> {
     cfg.validate()?;
-    let mut profile = profile_table(cfg, table, source_sha256)?;
+    let (mut profile, feature_keys) = profile_table_keyed(cfg, table, source_sha256)?;
     let target = table
         .column(&cfg.target)
         .expect("profile_table checked the target");
@@ -303,13 +303,14 @@ fn prepare_split(
     let raw_train = table.take(&train_idx);
     let raw_valid = table.take(&valid_idx);
 
-    let train_keys: std::collections::HashSet<u64> = row_keys(&raw_train, Some(&cfg.target))
-        .into_iter()
-        .collect();
-    let shared = row_keys(&raw_test, Some(&cfg.target))
-        .iter()
-        .filter(|k| train_keys.contains(k))
-        .count();
+    // Row hashes over the features: the profile's, or the separate test file's own.
+    let train_keys: std::collections::HashSet<u64, FastHash> =
+        train_idx.iter().map(|&i| feature_keys[i]).collect();
+    let test_keys = match holdout {
+        Some(_) => row_keys(&raw_test, Some(&cfg.target)),
+        None => test_idx.iter().map(|&i| feature_keys[i]).collect(),
+    };
+    let shared = test_keys.iter().filter(|k| train_keys.contains(k)).count();
     profile.test_rows_also_in_train = Some(shared);
     if shared > 0 {
         decisions.push(CleaningDecision {
@@ -463,6 +464,16 @@ pub fn profile_table(
     table: &RawTable,
     source_sha256: &str,
 ) -> Result<DataProfile> {
+    Ok(profile_table_keyed(cfg, table, source_sha256)?.0)
+}
+
+/// [`profile_table`], also returning every row's hash over the features (all columns but the
+/// target), which the split reuses to find test rows that repeat training rows.
+fn profile_table_keyed(
+    cfg: &PrepareConfig,
+    table: &RawTable,
+    source_sha256: &str,
+) -> Result<(DataProfile, Vec<u64>)> {
     let target = table
         .column(&cfg.target)
         .ok_or_else(|| DataError::MissingTarget {
@@ -482,44 +493,45 @@ pub fn profile_table(
         .map_or(1, |n| n.get())
         .min(table.columns.len())
         .max(1);
-    // Duplicate rows are counted alongside.
-    let (mut profiled, duplicates): (Vec<(usize, ColumnProfile)>, usize) =
-        std::thread::scope(|scope| {
-            let duplicates = scope.spawn(|| duplicate_rows(table));
-            let workers: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        table
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(i, column)| {
-                                let mut profile = profile_column(column);
-                                if let Some(sample) = sample
-                                    .filter(|_| column.name != cfg.target)
-                                    .filter(|_| !profile.constant && !profile.id_like)
-                                {
-                                    profile.alone_predicts_target =
-                                        alone_predicts(column, profile.kind, sample);
-                                }
-                                (i, profile)
-                            })
-                            .collect::<Vec<_>>()
-                    })
+    // Duplicate rows are counted alongside. Columns are handed out one at a time, so that a
+    // thread that drew cheap columns takes more.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = &next;
+    type Profiled = (Vec<(usize, ColumnProfile)>, (usize, Vec<u64>));
+    let (mut profiled, (duplicates, keys)): Profiled = std::thread::scope(|scope| {
+        let duplicates = scope.spawn(|| duplicate_rows(table, &cfg.target));
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(column) = table.columns.get(i) else {
+                            return done;
+                        };
+                        let mut profile = profile_column(column);
+                        if let Some(sample) = sample
+                            .filter(|_| column.name != cfg.target)
+                            .filter(|_| !profile.constant && !profile.id_like)
+                        {
+                            profile.alone_predicts_target =
+                                alone_predicts(column, profile.kind, sample);
+                        }
+                        done.push((i, profile));
+                    }
                 })
-                .collect();
-            let profiled = workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a profiling thread panicked"))
-                .collect();
-            let duplicates = duplicates.join().expect("the duplicate count panicked");
-            (profiled, duplicates)
-        });
+            })
+            .collect();
+        let profiled = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a profiling thread panicked"))
+            .collect();
+        let duplicates = duplicates.join().expect("the duplicate count panicked");
+        (profiled, duplicates)
+    });
     profiled.sort_by_key(|(i, _)| *i);
     let columns: Vec<ColumnProfile> = profiled.into_iter().map(|(_, p)| p).collect();
-    Ok(DataProfile {
+    let profile = DataProfile {
         schema_version: SCHEMA_VERSION,
         source_sha256: source_sha256.to_string(),
         n_rows: table.n_rows(),
@@ -532,15 +544,22 @@ pub fn profile_table(
         test_rows_also_in_train: None,
         formulation: Vec::new(),
         sampled_rows: None,
-    })
+    };
+    Ok((profile, keys))
 }
 
-/// Rows that repeat an earlier row exactly.
-fn duplicate_rows(table: &RawTable) -> usize {
-    let keys = row_keys(table, None);
+/// Rows that repeat an earlier row exactly (target included), and every row's hash over the
+/// other columns.
+fn duplicate_rows(table: &RawTable, target: &str) -> (usize, Vec<u64>) {
+    let keys = row_keys(table, Some(target));
+    let mut whole = keys.clone();
+    if let Some(t) = table.column(target) {
+        mix_column(&mut whole, t);
+    }
     let mut seen: std::collections::HashSet<u64, FastHash> =
         std::collections::HashSet::with_capacity_and_hasher(keys.len(), FastHash::default());
-    keys.into_iter().filter(|k| !seen.insert(*k)).count()
+    let duplicates = whole.into_iter().filter(|k| !seen.insert(*k)).count();
+    (duplicates, keys)
 }
 
 /// A 64-bit hash of every row's values (all columns but `skip`).
@@ -551,31 +570,36 @@ fn row_keys(table: &RawTable, skip: Option<&str>) -> Vec<u64> {
         .iter()
         .filter(|c| Some(c.name.as_str()) != skip)
     {
-        match &column.values {
-            ColumnValues::Numeric(v) => {
-                for (h, x) in keys.iter_mut().zip(v) {
-                    *h = mix(*h, x.map_or(MISSING_KEY, f64::to_bits));
-                }
+        mix_column(&mut keys, column);
+    }
+    keys
+}
+
+/// Folds each row's value of `column` into its running hash.
+fn mix_column(keys: &mut [u64], column: &RawColumn) {
+    match &column.values {
+        ColumnValues::Numeric(v) => {
+            for (h, x) in keys.iter_mut().zip(v) {
+                *h = mix(*h, x.map_or(MISSING_KEY, f64::to_bits));
             }
-            ColumnValues::Text(v) => {
-                for (h, x) in keys.iter_mut().zip(v) {
-                    *h = mix(*h, x.as_deref().map_or(MISSING_KEY, text_key));
-                }
+        }
+        ColumnValues::Text(v) => {
+            for (h, x) in keys.iter_mut().zip(v) {
+                *h = mix(*h, x.as_deref().map_or(MISSING_KEY, text_key));
             }
-            ColumnValues::Dict { levels, codes } => {
-                let level_keys: Vec<u64> = levels.iter().map(|l| text_key(l)).collect();
-                for (h, &c) in keys.iter_mut().zip(codes) {
-                    let k = if c == MISSING_CODE {
-                        MISSING_KEY
-                    } else {
-                        level_keys[c as usize]
-                    };
-                    *h = mix(*h, k);
-                }
+        }
+        ColumnValues::Dict { levels, codes } => {
+            let level_keys: Vec<u64> = levels.iter().map(|l| text_key(l)).collect();
+            for (h, &c) in keys.iter_mut().zip(codes) {
+                let k = if c == MISSING_CODE {
+                    MISSING_KEY
+                } else {
+                    level_keys[c as usize]
+                };
+                *h = mix(*h, k);
             }
         }
     }
-    keys
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -1876,14 +1900,21 @@ fn sort_f64(values: &mut [f64]) {
         let b = x.to_bits();
         if b >> 63 == 1 { !b } else { b | (1 << 63) }
     };
-    let mut keys: Vec<u64> = values.iter().map(|&x| key(x)).collect();
+    // Every pass's byte counts in one read of the data.
+    let mut histograms = vec![[0usize; 256]; 8];
+    let mut keys: Vec<u64> = values
+        .iter()
+        .map(|&x| {
+            let k = key(x);
+            for (pass, counts) in histograms.iter_mut().enumerate() {
+                counts[((k >> (pass * 8)) & 0xff) as usize] += 1;
+            }
+            k
+        })
+        .collect();
     let mut scratch = vec![0u64; keys.len()];
-    for pass in 0..8 {
+    for (pass, counts) in histograms.into_iter().enumerate() {
         let shift = pass * 8;
-        let mut counts = [0usize; 256];
-        for &k in &keys {
-            counts[((k >> shift) & 0xff) as usize] += 1;
-        }
         // A byte that is the same everywhere needs no pass.
         if counts.contains(&keys.len()) {
             continue;
