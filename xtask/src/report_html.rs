@@ -121,7 +121,7 @@ fn markdown(md: &str) -> String {
 const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#444444"];
 
 /// A line chart of `series` (name, points) with labelled axes.
-fn line_chart(
+pub(crate) fn line_chart(
     title: &str,
     x_label: &str,
     y_label: &str,

@@ -163,6 +163,10 @@ pub struct ShowArgs {
     /// Print the trials as JSON lines (number, state, value, params) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the optimisation history as an SVG plot here: each complete trial's value
+    /// and the best so far, by trial number.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 fn categorical(name: &str, choices: usize) -> Param {
@@ -591,6 +595,32 @@ pub fn show(args: &ShowArgs) -> Result<()> {
         .filter(|t| t.state == TrialState::Complete)
         .filter_map(|t| Some((t.number, *t.values.as_ref()?.first()?)))
         .min_by(|a, b| dir.loss(a.1).total_cmp(&dir.loss(b.1)));
+    if let Some(path) = &args.plot {
+        let values: Vec<(f64, f64)> = trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .filter_map(|t| Some((t.number as f64, *t.values.as_ref()?.first()?)))
+            .collect();
+        let mut best: Vec<(f64, f64)> = Vec::new();
+        for &(n, v) in &values {
+            let b = best
+                .last()
+                .map_or(v, |&(_, b)| if dir.loss(v) < dir.loss(b) { v } else { b });
+            best.push((n, b));
+        }
+        let svg = crate::report_html::line_chart(
+            &format!("study {}: optimisation history", entry.name),
+            "trial number",
+            "objective value",
+            &[("trial value", values), ("best so far", best)],
+        );
+        let svg = svg
+            .trim()
+            .trim_start_matches("<figure>")
+            .trim_end_matches("</figure>");
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("plot: {}", path.display());
+    }
     let mut counts: Vec<_> = counts.into_iter().collect();
     counts.sort();
     println!(

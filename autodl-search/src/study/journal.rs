@@ -521,6 +521,29 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_link_left_by_a_killed_writer_is_removed_after_the_grace_period() {
+        let dir = std::env::temp_dir().join(format!("autodl-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stale.log");
+        let mut j = FileJournal::open(&path).unwrap();
+        // Optuna's lock as a writer killed while appending leaves it; no process holds the
+        // OS lock.
+        std::os::unix::fs::symlink(&path, with_suffix(&path, ".lock")).unwrap();
+        let t = Instant::now();
+        j.append_if(0, &mut |_| {
+            Ok(vec![serde_json::json!({"op_code": 10, "worker_id": "w"})])
+        })
+        .unwrap();
+        assert!(t.elapsed() >= STALE_LOCK);
+        assert_eq!(j.read(0).unwrap().len(), 1);
+        assert!(
+            !with_suffix(&path, ".lock").exists(),
+            "released after the append"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_cut_off_last_line_is_not_read_and_is_dropped_before_the_next_append() {
         let dir = std::env::temp_dir().join(format!("autodl-journal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

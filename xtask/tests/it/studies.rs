@@ -211,7 +211,10 @@ fn three_worker_processes_on_redis_record_every_trial_once_and_find_the_single_w
     let owners: BTreeSet<&str> = t3.iter().filter_map(|t| t.owner.as_deref()).collect();
     // Normally all three; a worker that started late on a loaded machine may find the
     // study done, which is not a failure of the storage.
-    assert!(owners.len() >= 2, "the workers shared the study: {owners:?}");
+    assert!(
+        owners.len() >= 2,
+        "the workers shared the study: {owners:?}"
+    );
     // The same proposals with the same values: the same best as one worker's.
     assert_eq!(outcomes(&t3), outcomes(&t1));
     let best = |ts: &[&TrialEntry]| {
@@ -293,6 +296,28 @@ fn python_optuna_reads_our_studies_and_our_workers_continue_pythons() {
     let (ours, python) = both_readings("nas", &file);
     assert_eq!(ours.len(), 40);
     assert_eq!(ours, python);
+    // The optimisation history as a plot.
+    let svg = scratch.path().join("history.svg");
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "search",
+            "show",
+            "--study",
+            "nas",
+            "--storage",
+            &file,
+            "--plot",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.starts_with("<svg") && text.ends_with("</svg>"),
+        "{text}"
+    );
+    assert_eq!(text.matches("<circle").count(), 2 * complete);
 
     // Python's, continued by ours: 10 trials of Optuna's TPE and one enqueued (x = 3), on a
     // file and on Redis.
@@ -335,9 +360,9 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
         "--seed",
         "3",
         "--n-trials",
-        "40",
+        "100",
         "--cost-ms",
-        "25",
+        "50",
         "--cost",
         "sleep",
     ];
@@ -346,7 +371,9 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
     let log = scratch.path().join("killed.log");
     let storage = log.display().to_string();
     let mut snapshots = Vec::new();
-    // Kill moments from a fixed pseudo-random sequence (30–330 ms after each start).
+    let (mut interrupted, mut complete_at_kill) = (0, 0);
+    // Kill moments from a fixed pseudo-random sequence (30–330 ms after each start, 4.0 s
+    // in all, less than the 100 trials of 50 ms take).
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for k in 0..20 {
         state ^= state << 13;
@@ -364,10 +391,23 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
             let snap: PathBuf = scratch.path().join(format!("snapshot-{k:02}.log"));
             std::fs::copy(&log, &snap).unwrap();
             // Our reader accepts it (a line cut off by the kill is left unread) …
-            replay(&snap.display().to_string());
+            let r = replay(&snap.display().to_string());
+            if let Some(study) = r.study_by_name("k") {
+                let ts: Vec<_> = r.trials_of(study.id).collect();
+                interrupted += ts.iter().any(|t| t.state == TrialState::Running) as usize;
+                complete_at_kill = ts
+                    .iter()
+                    .filter(|t| t.state == TrialState::Complete)
+                    .count();
+            }
             snapshots.push(snap);
         }
     }
+    // Every kill hit a search under way: the study was not finished at the last one.
+    assert!(
+        complete_at_kill < 100,
+        "{complete_at_kill} complete at the 20th kill"
+    );
     // … then the resumed search finishes the study.
     run_ok(worker("k", &storage, &args));
     let (whole, killed) = (replay(&reference), replay(&storage));
@@ -377,7 +417,7 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
         .filter(|t| t.state == TrialState::Complete)
         .count();
     let failed: Vec<_> = tk.iter().filter(|t| t.state == TrialState::Fail).collect();
-    assert_eq!(complete, 40);
+    assert_eq!(complete, 100);
     assert!(tk.iter().all(|t| t.state.is_finished()));
     for f in &failed {
         let retries = tk
@@ -390,7 +430,9 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
     // proposals with the same values as the uninterrupted search.
     assert_eq!(outcomes(&tk), outcomes(&tw));
     eprintln!(
-        "20 kills: {} trials interrupted and retried, {complete} complete, {} snapshots",
+        "20 kills, {interrupted} of them in the middle of a trial (the others between trials \
+         or while starting); {} trials failed and were retried; {complete_at_kill} complete at \
+         the last kill; {complete} complete after resuming; {} snapshots",
         failed.len(),
         snapshots.len()
     );
@@ -408,7 +450,7 @@ fn kill_dash_9_twenty_times_then_resume_loses_and_repeats_nothing() {
         .map(str::to_string)
         .collect();
     assert_eq!(lines.len(), snapshots.len() + 1);
-    assert!(lines.last().unwrap().ends_with(" 40"), "{lines:?}");
+    assert!(lines.last().unwrap().ends_with(" 100"), "{lines:?}");
 }
 
 #[test]
