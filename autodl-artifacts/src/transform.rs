@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::table::{ColumnValues, Matrix, RawColumn, RawTable, Task};
+use crate::table::{ColumnValues, MISSING_CODE, Matrix, RawColumn, RawTable, Task};
 use crate::{ArtifactError, Result};
 
 /// How one input column becomes one or more features.
@@ -376,6 +376,16 @@ impl FeatureTransform {
         if n_rows == 0 || n_cols == 0 {
             return Ok(Matrix::new(n_rows, n_cols, data));
         }
+        // Each distinct text's features computed once, where text repeats.
+        let tables: Vec<Option<Vec<f32>>> = selected
+            .iter()
+            .map(|(step, column)| level_table(step, column))
+            .collect::<Result<_>>()?;
+        let selected: Vec<(&FeatureStep, &RawColumn, Option<&[f32]>)> = selected
+            .iter()
+            .zip(&tables)
+            .map(|((s, c), t)| (*s, *c, t.as_deref()))
+            .collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(n_rows.div_ceil(ROWS_PER_THREAD))
@@ -472,16 +482,58 @@ impl FeatureTransform {
     }
 }
 
-/// Writes the features of rows `start..` (as many as `out` holds) into `out`, row-major.
+/// For a step over a dictionary-coded column whose rows repeat their texts (at most one
+/// distinct text per two rows), the step's features of every distinct text and, last, of a
+/// missing value: `(levels + 1) × width` values, made by [`fill`] itself so that they equal
+/// what it writes row by row. Numeric steps are left out (their errors name rows).
+fn level_table(step: &FeatureStep, column: &RawColumn) -> Result<Option<Vec<f32>>> {
+    let ColumnValues::Dict { levels, codes } = &column.values else {
+        return Ok(None);
+    };
+    if matches!(step, FeatureStep::Numeric { .. }) || levels.len() > codes.len() / 2 {
+        return Ok(None);
+    }
+    let texts = RawColumn {
+        name: column.name.clone(),
+        values: ColumnValues::Text(
+            levels
+                .iter()
+                .map(|l| Some(l.clone()))
+                .chain(std::iter::once(None))
+                .collect(),
+        ),
+    };
+    let width = step.width();
+    let mut table = vec![0.0f32; (levels.len() + 1) * width];
+    fill(&[(step, &texts, None)], 0, &mut table, width)?;
+    Ok(Some(table))
+}
+
+/// Writes the features of rows `start..` (as many as `out` holds) into `out`, row-major. A
+/// step with a [`level_table`] copies its rows from it.
 fn fill(
-    steps: &[(&FeatureStep, &RawColumn)],
+    steps: &[(&FeatureStep, &RawColumn, Option<&[f32]>)],
     start: usize,
     out: &mut [f32],
     n_cols: usize,
 ) -> Result<()> {
     let rows = start..start + out.len() / n_cols;
     let mut offset = 0;
-    for &(step, column) in steps {
+    for &(step, column, table) in steps {
+        if let (Some(table), ColumnValues::Dict { levels, codes }) = (table, &column.values) {
+            let width = step.width();
+            for (row, &code) in codes[rows.clone()].iter().enumerate() {
+                let level = if code == MISSING_CODE {
+                    levels.len()
+                } else {
+                    code as usize
+                };
+                let at = row * n_cols + offset;
+                out[at..at + width].copy_from_slice(&table[level * width..(level + 1) * width]);
+            }
+            offset += width;
+            continue;
+        }
         let mut put = |row: usize, k: usize, v: f64| out[row * n_cols + offset + k] = v as f32;
         match step {
             FeatureStep::Numeric {

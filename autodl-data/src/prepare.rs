@@ -1983,6 +1983,92 @@ mod tests {
     }
 
     #[test]
+    fn repeated_texts_transform_as_they_do_one_row_at_a_time() {
+        // 3,000 rows, texts repeating (dictionary-coded, so the transform computes each
+        // distinct text's features once) with some missing; the same table with plain text
+        // columns goes row by row. The two must agree exactly.
+        let n = 3000;
+        let mut state = 11u64;
+        let mut draw = |k: u64| {
+            state = autodl_artifacts::context::splitmix64(state);
+            state % k
+        };
+        let labels = |f: &mut dyn FnMut(usize) -> Option<String>| -> Vec<Option<String>> {
+            (0..n).map(f).collect()
+        };
+        let cat = labels(&mut |_| (draw(10) > 0).then(|| format!("c{}", draw(40))));
+        let few = labels(&mut |_| (draw(10) > 0).then(|| format!("f{}", draw(4))));
+        let day = labels(&mut |_| {
+            (draw(20) > 0).then(|| format!("2020-{:02}-{:02}", 1 + draw(12), 1 + draw(28)))
+        });
+        let y: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+        let dict = |v: &[Option<String>]| ColumnValues::dict_from(v.iter().map(|s| s.as_deref()));
+        let table = RawTable {
+            columns: vec![
+                RawColumn {
+                    name: "cat".into(),
+                    values: dict(&cat),
+                },
+                RawColumn {
+                    name: "few".into(),
+                    values: dict(&few),
+                },
+                RawColumn {
+                    name: "day".into(),
+                    values: dict(&day),
+                },
+                numeric("x", (0..n).map(|i| i as f64 * 0.1).collect()),
+                numeric("y", y),
+            ],
+        };
+        let prepared = prepare(
+            &PrepareConfig::new("y"),
+            &table,
+            "test",
+            &RunContext::new(0, "."),
+        )
+        .unwrap();
+        let steps = &prepared.transform.steps;
+        assert!(
+            steps
+                .iter()
+                .any(|s| matches!(s, FeatureStep::OneHot { .. }))
+                && steps
+                    .iter()
+                    .any(|s| matches!(s, FeatureStep::Frequency { .. }))
+                && steps.iter().any(|s| matches!(s, FeatureStep::Date { .. })),
+            "{steps:?}"
+        );
+        let plain = RawTable {
+            columns: vec![
+                RawColumn {
+                    name: "cat".into(),
+                    values: ColumnValues::Text(cat),
+                },
+                RawColumn {
+                    name: "few".into(),
+                    values: ColumnValues::Text(few),
+                },
+                RawColumn {
+                    name: "day".into(),
+                    values: ColumnValues::Text(day),
+                },
+                table.columns[3].clone(),
+                table.columns[4].clone(),
+            ],
+        };
+        let a = prepared.transform.transform(&table).unwrap();
+        let b = prepared.transform.transform(&plain).unwrap();
+        assert_eq!(a.n_cols, b.n_cols);
+        assert!(
+            a.data
+                .iter()
+                .zip(&b.data)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+    }
+
+    #[test]
     fn split_is_disjoint_complete_stratified_and_seeded() {
         let rows: Vec<usize> = (0..200).collect();
         let strata: Vec<String> = rows
