@@ -1080,6 +1080,53 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_on_another_host_is_dead_only_once_its_heartbeat_is_stale() {
+        let path = temp_log("remote");
+        let mut study = run(&path, Sampler::Random, 6, Some(1));
+        let a = study.claim().unwrap().unwrap();
+        let b = study.claim().unwrap().unwrap();
+        let now = unix_now();
+        // Trial a: a worker elsewhere that beat 10 s ago; trial b: one silent for 10 minutes.
+        for (trial, beat) in [(a.id, now - 10.0), (b.id, now - 600.0)] {
+            let ops = vec![
+                json!({"op_code": 9, "worker_id": "x", "trial_id": trial,
+                    "system_attr": {attrs::WORKER: {"host": "another-host", "pid": 1,
+                        "start": 1, "worker_id": format!("far-{trial}"), "since": now - 900.0}}}),
+                json!({"op_code": 9, "worker_id": "x", "trial_id": trial,
+                    "system_attr": {attrs::HEARTBEAT: beat}}),
+            ];
+            study.transact(|_, _, _| Ok((ops.clone(), ()))).unwrap();
+        }
+        let mut other = Study::open(
+            journal::open(path.to_str().unwrap()).unwrap(),
+            settings("s", Sampler::Random, 6),
+            testfns::branin_space(),
+        )
+        .unwrap();
+        assert_eq!(other.settings().stale_after, Duration::from_secs(60));
+        let next = other.claim().unwrap().unwrap();
+        let trials = other.trials();
+        assert_eq!(
+            trials[a.number].state,
+            TrialState::Running,
+            "a fresh heartbeat"
+        );
+        assert_eq!(trials[b.number].state, TrialState::Fail, "a stale one");
+        assert!(
+            trials[b.number].system_attrs[attrs::FAIL_REASON]
+                .as_str()
+                .unwrap()
+                .contains("no heartbeat")
+        );
+        // The retry of b is what the claim took.
+        assert_eq!(
+            trials[next.number].system_attrs[attrs::RETRY_OF],
+            json!(b.number)
+        );
+        assert_eq!(next.config, b.config);
+    }
+
+    #[test]
     fn asha_rungs() {
         let a = Asha {
             min_step: 1,
