@@ -768,16 +768,24 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Month, weekday and hour of `days` since 1970-01-01 as (sin, cos) pairs, in that order.
-fn date_parts(days: f64) -> [f64; 6] {
-    let whole = days.floor() as i64;
-    // Civil month from days (inverse of days_from_civil).
-    let z = whole + 719_468;
-    let doe = z.rem_euclid(146_097);
+/// (year, month, day) of `days` since 1970-01-01, proleptic Gregorian (Howard Hinnant's
+/// civil_from_days, the inverse of [`days_from_civil`]).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 }; // 1..=12
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Month, weekday and hour of `days` since 1970-01-01 as (sin, cos) pairs, in that order.
+fn date_parts(days: f64) -> [f64; 6] {
+    let whole = days.floor() as i64;
+    let (_, month, _) = civil_from_days(whole); // 1..=12
     let weekday = (whole + 3).rem_euclid(7); // 1970-01-01 was a Thursday; Monday = 0
     let hour = (days - days.floor()) * 24.0;
     let tau = std::f64::consts::TAU;

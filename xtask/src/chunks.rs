@@ -159,16 +159,10 @@ pub enum Period {
     Year,
 }
 
-/// (year, month) of a day count since 1970-01-01 (Hinnant's civil-from-days).
+/// (year, month) of a day count since 1970-01-01.
 fn year_month(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month)
+    let (year, month, _) = autodl_artifacts::transform::civil_from_days(days);
+    (year, i64::from(month))
 }
 
 /// The chunks' row ranges.

@@ -81,6 +81,21 @@ fn worker(study: &str, storage: &str, extra: &[&str]) -> Command {
     c
 }
 
+/// Starts `n` workers on one study at once and waits for all of them to succeed.
+fn run_workers(n: usize, study: &str, storage: &str, args: &[&str]) {
+    let children: Vec<Child> = (0..n)
+        .map(|_| {
+            worker(study, storage, args)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+}
+
 fn run_ok(mut c: Command) {
     let o = c.output().expect("runs");
     assert!(
@@ -188,18 +203,12 @@ fn three_worker_processes_on_redis_record_every_trial_once_and_find_the_single_w
     let three = format!("{}?prefix=three", server.uri);
     // The workers take turns: each trial costs 40 ms of waiting, so that all of them start
     // before the study is done even on a loaded machine.
-    let children: Vec<Child> = (0..3)
-        .map(|_| {
-            worker("h6", &three, &common)
-                .args(["--cost-ms", "40", "--cost", "sleep"])
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+    let costly: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain(["--cost-ms", "40", "--cost", "sleep"])
         .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    run_workers(3, "h6", &three, &costly);
     let (r1, r3) = (replay(&single), replay(&three));
     let (t1, t3) = (trials(&r1, "h6"), trials(&r3, "h6"));
     assert_eq!(t3.len(), n, "exactly the budget, no overshoot");
@@ -259,17 +268,7 @@ fn python_optuna_reads_our_studies_and_our_workers_continue_pythons() {
         "--seed",
         "2",
     ];
-    let children: Vec<Child> = (0..2)
-        .map(|_| {
-            worker("nas", &file, &nas)
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    run_workers(2, "nas", &file, &nas);
     let r = replay(&file);
     let ts = trials(&r, "nas");
     let pruned = ts.iter().filter(|t| t.state == TrialState::Pruned).count();
@@ -469,17 +468,7 @@ fn two_workers_train_networks_on_a_table_with_asha_across_them() {
         "--seed",
         "1",
     ];
-    let children: Vec<Child> = (0..2)
-        .map(|_| {
-            worker("digits", &storage, &args)
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    run_workers(2, "digits", &storage, &args);
     let r = replay(&storage);
     let ts = trials(&r, "digits");
     assert_eq!(ts.len(), 5);
