@@ -592,19 +592,15 @@ impl Study {
             },
         };
         let name = study.core.settings.name.clone();
-        // Create it unless it exists, then record the settings it does not record yet.
+        // Create it unless it exists, then (its id known) record the settings it does not
+        // record yet.
         study.transact(|core, replay, me| {
             let s = &core.settings;
-            Ok(match replay.study_by_name(&s.name) {
-                Some(entry) => (set_study_attrs(me, entry, s), ()),
-                None => (
-                    vec![
-                        json!({"op_code": OpCode::CreateStudy as u8, "worker_id": me,
-                        "study_name": s.name, "directions": [s.direction as u8]}),
-                    ],
-                    (),
-                ),
-            })
+            let create = replay.study_by_name(&s.name).is_none().then(|| {
+                json!({"op_code": OpCode::CreateStudy as u8, "worker_id": me,
+                    "study_name": s.name, "directions": [s.direction as u8]})
+            });
+            Ok((create.into_iter().collect(), ()))
         })?;
         study.transact(|core, replay, me| {
             let entry = replay.study_by_name(&core.settings.name).ok_or_else(|| {
