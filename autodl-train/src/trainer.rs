@@ -36,6 +36,19 @@ pub struct TrainData<'a> {
     pub valid: &'a SplitData,
 }
 
+impl<'a> TrainData<'a> {
+    /// The training and validation splits of prepared data.
+    pub fn of(data: &'a autodl_artifacts::table::PreparedData, target_scale: f64) -> Self {
+        TrainData {
+            task: data.task,
+            n_outputs: data.n_outputs(),
+            target_scale,
+            train: &data.train,
+            valid: &data.valid,
+        }
+    }
+}
+
 /// How much of the full training a call performs: the fidelity of successive halving.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fidelity {

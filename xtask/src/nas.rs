@@ -276,13 +276,7 @@ pub fn generate(args: &TableArgs) -> Result<()> {
                     };
                     let spec = space.render(&genome);
                     let t0 = Instant::now();
-                    let train = autodl_train::TrainData {
-                        task: data.task,
-                        n_outputs: data.n_outputs(),
-                        target_scale: 1.0,
-                        train: &data.train,
-                        valid: &data.valid,
-                    };
+                    let train = autodl_train::TrainData::of(data, 1.0);
                     let run = RunContext {
                         progress: Arc::new(autodl_artifacts::context::Silent),
                         ..ctx.clone()

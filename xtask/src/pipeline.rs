@@ -195,13 +195,7 @@ impl Evaluator for TrainEvaluator<'_> {
             progress: Arc::new(autodl_artifacts::context::Silent),
             ..self.ctx.clone()
         };
-        let data = autodl_train::TrainData {
-            task: self.data.task,
-            n_outputs: self.data.n_outputs(),
-            target_scale: self.target_scale,
-            train: &self.data.train,
-            valid: &self.data.valid,
-        };
+        let data = autodl_train::TrainData::of(self.data, self.target_scale);
         let fidelity = if epochs == usize::MAX {
             autodl_train::Fidelity::FULL
         } else {
@@ -1174,13 +1168,7 @@ fn scaling(
     target_scale: f64,
     ctx: &RunContext,
 ) -> Vec<autodl_criteria::ScalePoint> {
-    let train = autodl_train::TrainData {
-        task: data.task,
-        n_outputs: data.n_outputs(),
-        target_scale,
-        train: &data.train,
-        valid: &data.valid,
-    };
+    let train = autodl_train::TrainData::of(data, target_scale);
     let ctx = RunContext {
         deadline: None,
         threads: 1,

@@ -247,13 +247,7 @@ impl TrainObjective {
             progress: std::sync::Arc::new(autodl_artifacts::context::Silent),
             ..self.ctx.clone()
         };
-        let data = autodl_train::TrainData {
-            task: self.data.task,
-            n_outputs: self.data.n_outputs(),
-            target_scale: self.target_scale,
-            train: &self.data.train,
-            valid: &self.data.valid,
-        };
+        let data = autodl_train::TrainData::of(&self.data, self.target_scale);
         let mut checkpoint: Option<autodl_train::Checkpoint> = None;
         for epoch in 1.. {
             let result = autodl_train::train_with(
@@ -489,6 +483,8 @@ pub fn worker(args: &WorkerArgs) -> Result<()> {
                 if c.was_waiting { " (waiting)" } else { "" }
             );
         },
+        // Repairs and retries are shown even with --quiet.
+        &mut |notice| eprintln!("  note: {notice}"),
     )?;
     study.sync()?;
     let best = best_of(&study);

@@ -37,6 +37,12 @@ pub trait Journal: Send {
 
     /// Where the log is, for messages.
     fn describe(&self) -> String;
+
+    /// What the journal repaired since last asked (a lock or a line left by a killed writer),
+    /// for the caller to show.
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Opens `uri`: `redis://HOST:PORT[/DB][?prefix=P]` (Optuna's `JournalRedisBackend(url,
@@ -132,6 +138,8 @@ pub struct FileJournal {
     path: PathBuf,
     /// (operation number, byte offset) of the next unread line.
     cursor: (usize, u64),
+    /// Repairs not yet reported ([`Journal::take_notices`]).
+    notices: Vec<String>,
 }
 
 /// How long an Optuna lock link may exist, while no autodl writer holds the OS lock, before it
@@ -158,6 +166,7 @@ impl FileJournal {
         Ok(FileJournal {
             path: path.to_path_buf(),
             cursor: (0, 0),
+            notices: Vec::new(),
         })
     }
 
@@ -166,7 +175,7 @@ impl FileJournal {
     }
 
     /// Takes the OS lock, then Optuna's link lock.
-    fn lock(&self) -> Result<FileLock> {
+    fn lock(&mut self) -> Result<FileLock> {
         let os_lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -192,12 +201,12 @@ impl FileJournal {
                         if seen.0 != created {
                             first_seen = Some((created, Instant::now()));
                         } else if seen.1.elapsed() >= STALE_LOCK {
-                            eprintln!(
-                                "journal: removing {} (held for over {} s with no autodl writer \
+                            self.notices.push(format!(
+                                "journal: removed {} (held for over {} s with no autodl writer \
                                  running: left by a killed process)",
                                 link.display(),
                                 STALE_LOCK.as_secs()
-                            );
+                            ));
                             release_link(&link);
                             first_seen = None;
                             continue;
@@ -326,12 +335,12 @@ impl Journal for FileJournal {
                         )));
                     }
                 };
-                eprintln!(
-                    "journal: {}: dropping an unfinished last line ({} bytes, from a writer \
+                self.notices.push(format!(
+                    "journal: {}: dropped an unfinished last line ({} bytes, from a writer \
                      that was killed while appending)",
                     self.path.display(),
                     len - end
-                );
+                ));
                 file.set_len(end).map_err(storage_err)?;
             }
         }
@@ -349,6 +358,10 @@ impl Journal for FileJournal {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 }
 
@@ -540,6 +553,11 @@ mod tests {
             !with_suffix(&path, ".lock").exists(),
             "released after the append"
         );
+        let notices = j.take_notices();
+        assert!(
+            notices.len() == 1 && notices[0].contains("killed process"),
+            "{notices:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -564,6 +582,11 @@ mod tests {
         .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
+        let notices = j.take_notices();
+        assert!(
+            notices.len() == 1 && notices[0].contains("(17 bytes"),
+            "{notices:?}"
+        );
         assert_eq!(j.read(0).unwrap().len(), 2);
         assert_eq!(j.read(1).unwrap()[0]["op_code"], 1);
         std::fs::remove_dir_all(&dir).unwrap();

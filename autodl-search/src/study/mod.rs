@@ -227,6 +227,8 @@ pub struct Study {
     journal: Box<dyn Journal>,
     replay: Replay,
     core: Core,
+    /// What the caller should be told ([`Study::take_notices`]); the heartbeat thread adds too.
+    notices: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// What decisions read besides the log: who this worker is, the space, the settings.
@@ -590,6 +592,7 @@ impl Study {
                 distributions,
                 settings,
             },
+            notices: Default::default(),
         };
         let name = study.core.settings.name.clone();
         // Create it unless it exists, then (its id known) record the settings it does not
@@ -669,6 +672,7 @@ impl Study {
             journal,
             replay,
             core,
+            ..
         } = self;
         let me = core.me.worker_id.as_str();
         let mut out = None;
@@ -745,12 +749,32 @@ impl Study {
                     return Ok(Some(c));
                 }
                 Step::Done => return Ok(None),
-                Step::Reaped(numbers) => eprintln!(
+                Step::Reaped(numbers) => self.notice(format!(
                     "study {}: trial(s) {numbers:?} failed (their worker is gone); enqueued again",
                     self.core.settings.name
-                ),
+                )),
             }
         }
+    }
+
+    fn notice(&self, text: String) {
+        self.notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(text);
+    }
+
+    /// What happened that the caller should show: trials of dead workers failed and
+    /// enqueued again, a journal repaired after a killed writer, heartbeat errors.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        let mut all = self.journal.take_notices();
+        all.append(
+            &mut self
+                .notices
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        all
     }
 
     /// Records an intermediate value; returns whether the trial goes on (the pruner's verdict,
@@ -829,6 +853,7 @@ impl Study {
         let mut journal = self.journal.reopen()?;
         let me = self.core.me.worker_id.clone();
         let mut read = self.replay.ops_read;
+        let notices = self.notices.clone();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
@@ -839,8 +864,12 @@ impl Study {
                     read += ops.len();
                     Ok(vec![op.clone()])
                 });
+                let mut sink = notices
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                sink.extend(journal.take_notices());
                 if let Err(e) = result {
-                    eprintln!("heartbeat for trial id {trial}: {e}");
+                    sink.push(format!("heartbeat for trial id {trial}: {e}"));
                 }
             }
         });
@@ -894,12 +923,14 @@ pub struct WorkerSummary {
 }
 
 /// Takes trials from `study` and evaluates them with `objective` until the study's budget is
-/// spent or a limit in `options` is reached. `on_trial` sees each trial as it ends.
+/// spent or a limit in `options` is reached. `on_trial` sees each trial as it ends,
+/// `on_notice` each of the study's notices ([`Study::take_notices`]) as it comes.
 pub fn run_worker(
     study: &mut Study,
     objective: &mut dyn StudyObjective,
     options: &WorkerOptions,
     on_trial: &mut dyn FnMut(&Claimed, &Evaluation, &Study),
+    on_notice: &mut dyn FnMut(&str),
 ) -> Result<WorkerSummary> {
     let started = Instant::now();
     let mut summary = WorkerSummary::default();
@@ -910,7 +941,9 @@ pub fn run_worker(
         {
             break;
         }
-        let Some(claimed) = study.claim()? else {
+        let claimed = study.claim()?;
+        study.take_notices().iter().for_each(|n| on_notice(n));
+        let Some(claimed) = claimed else {
             break;
         };
         taken += 1;
@@ -937,6 +970,7 @@ pub fn run_worker(
         } else {
             summary.dropped += 1;
         }
+        study.take_notices().iter().for_each(|n| on_notice(n));
         on_trial(&claimed, &evaluation, study);
     }
     summary.seconds = started.elapsed().as_secs_f64();
@@ -991,7 +1025,14 @@ mod tests {
             max_trials: max,
             ..Default::default()
         };
-        run_worker(&mut study, &mut Branin, &opts, &mut |_, _, _| {}).unwrap();
+        run_worker(
+            &mut study,
+            &mut Branin,
+            &opts,
+            &mut |_, _, _| {},
+            &mut |_| {},
+        )
+        .unwrap();
         study
     }
 
@@ -1041,13 +1082,19 @@ mod tests {
             testfns::branin_space(),
         )
         .unwrap();
+        let mut notices = Vec::new();
         run_worker(
             &mut other,
             &mut Branin,
             &WorkerOptions::default(),
             &mut |_, _, _| {},
+            &mut |n| notices.push(n.to_string()),
         )
         .unwrap();
+        assert!(
+            notices.len() == 1 && notices[0].contains(&format!("[{}] failed", claimed.number)),
+            "{notices:?}"
+        );
         let trials = other.trials();
         assert_eq!(trials[claimed.number].state, TrialState::Fail);
         let retries: Vec<_> = trials
