@@ -4,9 +4,9 @@ Usage: python bench_infer.py MODEL.onnx THREADS SINGLES BATCHES NAME:TYPE:WIDTH:
 
 One NAME:TYPE:WIDTH:PATH per graph input: PATH holds little-endian rows of WIDTH values of
 TYPE (f32 or f64), fed to the input NAME. The protocol is the Rust side's: 50 warm-up calls;
-then SINGLES calls of one row each (row i mod rows), each timed alone; then BATCHES calls of
-the first 1024 rows, timed together. onnxruntime runs on the CPU with THREADS intra-op and one
-inter-op thread. Prints one JSON line.
+then SINGLES calls of one row each (row i mod rows), each timed alone; then two untimed
+calls of the first 1024 rows and BATCHES more, timed together. onnxruntime runs on the CPU
+with THREADS intra-op and one inter-op thread. Prints one JSON line.
 """
 import json
 import sys
@@ -46,6 +46,7 @@ for i in range(singles):
     session.run(None, row)
     times.append(time.perf_counter_ns() - t)
 block = feed(0, 1024)
+session.run(None, block)
 session.run(None, block)
 t = time.perf_counter_ns()
 for _ in range(batches):

@@ -451,3 +451,67 @@ fn missing_or_misshapen_weights_are_errors() {
     let runner = OnnxRunner::from_bytes(&to_onnx(&spec, &good, &opts).unwrap()).unwrap();
     assert!(runner.run(&Matrix::new(1, 2, vec![0.0, 0.0])).is_err());
 }
+
+#[test]
+fn every_plan_gives_the_same_rows_and_threads_can_share_a_runner() {
+    // tract plans one batch size per plan after a size repeats, a single row on load, and any
+    // size in general; all must give the same rows, also when several threads call at once.
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let shape = InputShape::Image {
+        channels: 1,
+        height: 6,
+        width: 6,
+    };
+    let space = autodl_search::SearchSpace::for_input(36, shape, 4);
+    let genome = space
+        .defaults()
+        .into_iter()
+        .find(|g| !g.convs.is_empty())
+        .expect("a convolutional default");
+    let spec = space.render(&genome);
+    let weights = random_weights(&spec, &mut rng);
+    let opts = ExportOptions {
+        feature_names: (0..36).map(|k| format!("x{k}")).collect(),
+        output: OutputKind::Probabilities {
+            labels: (0..4).map(|k| k.to_string()).collect(),
+        },
+        preprocess: None,
+    };
+    let runner = OnnxRunner::from_bytes(&to_onnx(&spec, &weights, &opts).unwrap()).unwrap();
+    let rows = 16;
+    let x = Matrix::new(
+        rows,
+        36,
+        (0..rows * 36)
+            .map(|_| rng.random_range(-2.0f32..2.0))
+            .collect(),
+    );
+    let block = |lo: usize, hi: usize| Matrix::new(hi - lo, 36, x.data[lo * 36..hi * 36].to_vec());
+    // The reference: every row alone (the single-row plan).
+    let mut reference = Vec::new();
+    for i in 0..rows {
+        reference.extend(runner.run(&block(i, i + 1)).unwrap().data);
+    }
+    let expect = |lo: usize, hi: usize| Matrix::new(hi - lo, 4, reference[lo * 4..hi * 4].to_vec());
+    // Each size's first call runs the general plan, later ones the size's own; sizes 2 to 16
+    // are more than the runner keeps plans for, so the last ones stay on the general plan.
+    for _ in 0..3 {
+        for n in 2..=rows {
+            let diff = max_abs_diff(&runner.run(&block(0, n)).unwrap(), &expect(0, n));
+            assert!(diff <= 1e-5, "{n} rows: max |Δ| {diff}");
+        }
+    }
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (runner, block, expect) = (&runner, &block, &expect);
+            s.spawn(move || {
+                for k in 0..40 {
+                    let (lo, n) = ((t + k) % 5, [1, 3, 6, 11][k % 4]);
+                    let got = runner.run(&block(lo, lo + n)).unwrap();
+                    let diff = max_abs_diff(&got, &expect(lo, lo + n));
+                    assert!(diff <= 1e-5, "thread {t}, rows {lo}..{}: {diff}", lo + n);
+                }
+            });
+        }
+    });
+}
