@@ -4,8 +4,9 @@
 //! cargo run -p autodl-deploy --example time_onnx -- runs/<run>/model.onnx
 //! ```
 //!
-//! Prints the load time, the median and 99th-percentile latency of batch-1 calls, and the
-//! throughput of batch-1024 calls. A measurement tool, not a test: results depend on the machine.
+//! Prints the load time, the median and 99th-percentile latency of batch-1 calls, the
+//! throughput of batch-1024 calls and how the runner chose to run that batch. A measurement
+//! tool, not a test: results depend on the machine.
 
 use std::time::Instant;
 
@@ -87,4 +88,7 @@ fn main() {
         median * 1e3,
         1024.0 / median
     );
+    for (n, way) in runner.batch_ways() {
+        println!("{n} rows run {way:?}");
+    }
 }

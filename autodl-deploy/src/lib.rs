@@ -45,7 +45,7 @@ pub use onnx::{
 pub use predictor::{
     Cell, InputColumn, InvalidInput, Prediction, Predictor, Probabilities, input_rows,
 };
-pub use runner::{InputInfo, InputRows, OnnxRunner, max_abs_diff};
+pub use runner::{BatchWay, InputInfo, InputRows, OnnxRunner, max_abs_diff};
 pub use serve::{ServeConfig, Server};
 
 /// Errors of the deploy stage.

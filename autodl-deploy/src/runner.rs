@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use autodl_artifacts::table::Matrix;
 use tract_onnx::prelude::*;
@@ -137,16 +138,37 @@ impl Plan {
     }
 }
 
-/// Most batch sizes given a plan of their own (besides the single row).
+/// Most batch sizes given a way of their own (besides the single row, which has its plan).
 const MAX_SIZED_PLANS: usize = 8;
 
 /// Most batch sizes remembered as seen once.
 const MAX_SEEN_SIZES: usize = 4096;
 
-/// Plans optimised for one batch size each, and the sizes seen once so far.
+/// How a batch of some size is run.
+#[derive(Clone)]
+enum Way {
+    /// By a plan (the size's own, or the general one).
+    Plan(Arc<Plan>),
+    /// Row by row, through the single-row plan: chosen for sizes where that measured faster.
+    RowByRow,
+    /// By this new plan for the size, after which the call also times the batch both ways
+    /// (graphs with convolutions only) and keeps the faster.
+    Measure(Arc<Plan>),
+}
+
+/// How a batch of a given size is run, as chosen for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchWay {
+    /// By a tract plan optimised for that batch size.
+    SizedPlan,
+    /// Row by row through the single-row plan, which measured faster for that size.
+    RowByRow,
+}
+
+/// Ways kept for one batch size each, and the sizes seen once so far.
 #[derive(Default)]
 struct SizedPlans {
-    plans: HashMap<usize, Arc<Plan>>,
+    ways: HashMap<usize, Way>,
     seen: HashSet<usize>,
 }
 
@@ -159,12 +181,23 @@ struct SizedPlans {
 /// any other batch size the second time that size is run (up to eight sizes: a stream of
 /// equal chunks, or a benchmark, repeats its size; the general plan takes the rest). Each plan
 /// keeps the run states of finished calls for the next ones.
+///
+/// A graph with convolutions may also run a batch faster row by row: tract lowers a single
+/// image's convolution without materialising its patches, but a batch's with. Which way is
+/// faster depends on the network (twice as fast row by row for a small CNN on 8×8 images,
+/// 1.7 times slower for one on signals of length 40), so the call that makes a size's plan
+/// times both and the faster is kept for that size ([`OnnxRunner::batch_ways`]).
 pub struct OnnxRunner {
     /// The loaded graph, before optimisation: what a sized plan is made from.
     source: InferenceModel,
     general: Arc<Plan>,
+    single: Arc<Plan>,
     sized: Mutex<SizedPlans>,
     inputs: Vec<InputInfo>,
+    /// Whether the graph has convolutions, whose batches may run faster row by row.
+    has_conv: bool,
+    /// The way every batch size takes, when the caller chose it instead of the measurement.
+    pinned: Option<BatchWay>,
 }
 
 impl std::fmt::Debug for OnnxRunner {
@@ -209,64 +242,87 @@ impl OnnxRunner {
                 width,
             });
         }
+        let has_conv = source
+            .nodes()
+            .iter()
+            .any(|n| n.op.name().starts_with("Conv"));
         let general = Plan::new(typed.into_runnable().map_err(runtime)?);
-        let runner = OnnxRunner {
+        let single = plan_for_rows(&source, &inputs, 1)?;
+        Ok(OnnxRunner {
             source,
             general,
+            single,
             sized: Mutex::new(SizedPlans::default()),
             inputs,
-        };
-        let single = runner.plan_for_rows(1)?;
-        runner.sized_plans().plans.insert(1, single);
-        Ok(runner)
-    }
-
-    /// A plan optimised for batches of exactly `n_rows` rows.
-    fn plan_for_rows(&self, n_rows: usize) -> Result<Arc<Plan>> {
-        let mut model = self.source.clone();
-        for (k, info) in self.inputs.iter().enumerate() {
-            let fact = if info.double {
-                f64::fact([n_rows, info.width])
-            } else {
-                f32::fact([n_rows, info.width])
-            };
-            model = model.with_input_fact(k, fact.into()).map_err(runtime)?;
-        }
-        let runnable = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(runtime)?;
-        Ok(Plan::new(runnable))
+            has_conv,
+            pinned: None,
+        })
     }
 
     fn sized_plans(&self) -> std::sync::MutexGuard<'_, SizedPlans> {
         self.sized.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The plan to run `n_rows` rows with: the sized one when there is one, else the general
-    /// one; the second call with a new size makes that size's plan while there is room.
-    fn plan(&self, n_rows: usize) -> Result<Arc<Plan>> {
+    /// How to run `n_rows` rows: the size's kept way when there is one, else the general plan;
+    /// the second call with a new size makes that size's plan while there is room.
+    fn way(&self, n_rows: usize) -> Result<Way> {
+        if n_rows == 1 {
+            return Ok(Way::Plan(self.single.clone()));
+        }
         {
             let mut sized = self.sized_plans();
-            if let Some(plan) = sized.plans.get(&n_rows) {
-                return Ok(plan.clone());
+            if let Some(way) = sized.ways.get(&n_rows) {
+                return Ok(way.clone());
             }
-            if sized.plans.len() > MAX_SIZED_PLANS
+            if sized.ways.len() >= MAX_SIZED_PLANS
                 || sized.seen.len() >= MAX_SEEN_SIZES
                 || sized.seen.insert(n_rows)
             {
-                return Ok(self.general.clone());
+                return Ok(Way::Plan(self.general.clone()));
             }
+        }
+        if self.pinned == Some(BatchWay::RowByRow) {
+            self.sized_plans().ways.insert(n_rows, Way::RowByRow);
+            return Ok(Way::RowByRow);
         }
         // Made outside the lock, so other sizes' calls are not held up; two threads may both
         // make it, and the first one kept wins.
-        let plan = self.plan_for_rows(n_rows)?;
-        Ok(self
+        let plan = plan_for_rows(&self.source, &self.inputs, n_rows)?;
+        let mut sized = self.sized_plans();
+        if let Some(way) = sized.ways.get(&n_rows) {
+            return Ok(way.clone());
+        }
+        if self.has_conv && self.pinned.is_none() {
+            return Ok(Way::Measure(plan));
+        }
+        sized.ways.insert(n_rows, Way::Plan(plan.clone()));
+        Ok(Way::Plan(plan))
+    }
+
+    /// Runs every batch size seen twice `way`, instead of timing both ways on graphs with
+    /// convolutions (which makes that second call slower, once per size).
+    pub fn with_batch_way(mut self, way: BatchWay) -> Self {
+        self.pinned = Some(way);
+        self
+    }
+
+    /// How batches of each size seen twice are run, by size (a single row always runs its
+    /// own plan).
+    pub fn batch_ways(&self) -> Vec<(usize, BatchWay)> {
+        let mut ways: Vec<(usize, BatchWay)> = self
             .sized_plans()
-            .plans
-            .entry(n_rows)
-            .or_insert(plan)
-            .clone())
+            .ways
+            .iter()
+            .map(|(&n, way)| {
+                let way = match way {
+                    Way::RowByRow => BatchWay::RowByRow,
+                    Way::Plan(_) | Way::Measure(_) => BatchWay::SizedPlan,
+                };
+                (n, way)
+            })
+            .collect();
+        ways.sort_by_key(|&(n, _)| n);
+        ways
     }
 
     /// Loads a model from an `.onnx` file.
@@ -353,15 +409,83 @@ impl OnnxRunner {
             }
             tensors.push(tensor()?.into());
         }
-        let outputs = self.plan(n_rows)?.run(tensors).map_err(runtime)?;
-        let output = &outputs[0];
-        let n_cols = output.shape().get(1).copied().unwrap_or(1);
-        let values = output
-            .try_as_plain_ram()
-            .and_then(|view| view.as_slice::<f32>())
-            .map_err(runtime)?;
-        Ok(Matrix::new(n_rows, n_cols, values.to_vec()))
+        match self.way(n_rows)? {
+            Way::Plan(plan) => run_plan(&plan, tensors),
+            Way::RowByRow => self.run_row_by_row(tensors),
+            Way::Measure(plan) => {
+                // The first run warms the new plan (its states, its packed weights' caches);
+                // the next two time the two ways.
+                let output = run_plan(&plan, tensors.clone())?;
+                let t = Instant::now();
+                run_plan(&plan, tensors.clone())?;
+                let batch = t.elapsed();
+                let t = Instant::now();
+                self.run_row_by_row(tensors)?;
+                let rows = t.elapsed();
+                let way = if rows < batch {
+                    Way::RowByRow
+                } else {
+                    Way::Plan(plan)
+                };
+                self.sized_plans().ways.insert(n_rows, way);
+                Ok(output)
+            }
+        }
     }
+
+    /// Runs each row alone through the single-row plan.
+    fn run_row_by_row(&self, tensors: TVec<TValue>) -> Result<Matrix> {
+        let single = &self.single;
+        let n_rows = tensors.first().map_or(0, |t| t.shape()[0]);
+        let mut data = Vec::new();
+        let mut n_cols = 0;
+        for i in 0..n_rows {
+            let row = tensors
+                .iter()
+                .map(|t| t.slice(0, i, i + 1).map(TValue::from))
+                .collect::<TractResult<TVec<TValue>>>()
+                .map_err(runtime)?;
+            let out = run_plan(single, row)?;
+            n_cols = out.n_cols;
+            data.extend(out.data);
+        }
+        Ok(Matrix::new(n_rows, n_cols, data))
+    }
+}
+
+/// A plan optimised for batches of exactly `n_rows` rows of `inputs`.
+fn plan_for_rows(
+    source: &InferenceModel,
+    inputs: &[InputInfo],
+    n_rows: usize,
+) -> Result<Arc<Plan>> {
+    let mut model = source.clone();
+    for (k, info) in inputs.iter().enumerate() {
+        let fact = if info.double {
+            f64::fact([n_rows, info.width])
+        } else {
+            f32::fact([n_rows, info.width])
+        };
+        model = model.with_input_fact(k, fact.into()).map_err(runtime)?;
+    }
+    let runnable = model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(runtime)?;
+    Ok(Plan::new(runnable))
+}
+
+/// Runs `plan` and returns its first output as a matrix of rows.
+fn run_plan(plan: &Plan, tensors: TVec<TValue>) -> Result<Matrix> {
+    let outputs = plan.run(tensors).map_err(runtime)?;
+    let output = &outputs[0];
+    let n_rows = output.shape().first().copied().unwrap_or(1);
+    let n_cols = output.shape().get(1).copied().unwrap_or(1);
+    let values = output
+        .try_as_plain_ram()
+        .and_then(|view| view.as_slice::<f32>())
+        .map_err(runtime)?;
+    Ok(Matrix::new(n_rows, n_cols, values.to_vec()))
 }
 
 /// Largest absolute element-wise difference of two equally shaped matrices (infinite if the

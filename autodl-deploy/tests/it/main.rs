@@ -13,7 +13,8 @@ use autodl_artifacts::model::{NetworkWeights, WeightTensor};
 use autodl_artifacts::table::{ColumnValues, Matrix, RawColumn, RawTable, Task};
 use autodl_artifacts::transform::{FeatureStep, FeatureTransform, TargetEncoding};
 use autodl_deploy::{
-    ExportOptions, InputRows, OnnxRunner, input_rows, max_abs_diff, to_onnx, to_onnx_ensemble,
+    BatchWay, ExportOptions, InputRows, OnnxRunner, input_rows, max_abs_diff, to_onnx,
+    to_onnx_ensemble,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -477,7 +478,7 @@ fn every_plan_gives_the_same_rows_and_threads_can_share_a_runner() {
         },
         preprocess: None,
     };
-    let runner = OnnxRunner::from_bytes(&to_onnx(&spec, &weights, &opts).unwrap()).unwrap();
+    let bytes = to_onnx(&spec, &weights, &opts).unwrap();
     let rows = 16;
     let x = Matrix::new(
         rows,
@@ -487,31 +488,45 @@ fn every_plan_gives_the_same_rows_and_threads_can_share_a_runner() {
             .collect(),
     );
     let block = |lo: usize, hi: usize| Matrix::new(hi - lo, 36, x.data[lo * 36..hi * 36].to_vec());
+    let measured = OnnxRunner::from_bytes(&bytes).unwrap();
     // The reference: every row alone (the single-row plan).
     let mut reference = Vec::new();
     for i in 0..rows {
-        reference.extend(runner.run(&block(i, i + 1)).unwrap().data);
+        reference.extend(measured.run(&block(i, i + 1)).unwrap().data);
     }
     let expect = |lo: usize, hi: usize| Matrix::new(hi - lo, 4, reference[lo * 4..hi * 4].to_vec());
-    // Each size's first call runs the general plan, later ones the size's own; sizes 2 to 16
-    // are more than the runner keeps plans for, so the last ones stay on the general plan.
-    for _ in 0..3 {
-        for n in 2..=rows {
-            let diff = max_abs_diff(&runner.run(&block(0, n)).unwrap(), &expect(0, n));
-            assert!(diff <= 1e-5, "{n} rows: max |Δ| {diff}");
+    let pinned = [BatchWay::SizedPlan, BatchWay::RowByRow]
+        .map(|way| OnnxRunner::from_bytes(&bytes).unwrap().with_batch_way(way));
+    for runner in [&measured, &pinned[0], &pinned[1]] {
+        // Each size's first call runs the general plan, the second makes the size's way (and
+        // on `measured` times both); sizes 2 to 16 are more than a runner keeps ways for, so
+        // the last ones stay on the general plan.
+        for _ in 0..3 {
+            for n in 2..=rows {
+                let diff = max_abs_diff(&runner.run(&block(0, n)).unwrap(), &expect(0, n));
+                assert!(diff <= 1e-5, "{n} rows: max |Δ| {diff}");
+            }
         }
+        let ways = runner.batch_ways();
+        assert_eq!(
+            ways.iter().map(|w| w.0).collect::<Vec<_>>(),
+            (2..10).collect::<Vec<_>>()
+        );
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (block, expect) = (&block, &expect);
+                s.spawn(move || {
+                    for k in 0..40 {
+                        let (lo, n) = ((t + k) % 5, [1, 3, 6, 11][k % 4]);
+                        let got = runner.run(&block(lo, lo + n)).unwrap();
+                        let diff = max_abs_diff(&got, &expect(lo, lo + n));
+                        assert!(diff <= 1e-5, "thread {t}, rows {lo}..{}: {diff}", lo + n);
+                    }
+                });
+            }
+        });
     }
-    std::thread::scope(|s| {
-        for t in 0..4 {
-            let (runner, block, expect) = (&runner, &block, &expect);
-            s.spawn(move || {
-                for k in 0..40 {
-                    let (lo, n) = ((t + k) % 5, [1, 3, 6, 11][k % 4]);
-                    let got = runner.run(&block(lo, lo + n)).unwrap();
-                    let diff = max_abs_diff(&got, &expect(lo, lo + n));
-                    assert!(diff <= 1e-5, "thread {t}, rows {lo}..{}: {diff}", lo + n);
-                }
-            });
-        }
-    });
+    for (runner, way) in pinned.iter().zip([BatchWay::SizedPlan, BatchWay::RowByRow]) {
+        assert!(runner.batch_ways().iter().all(|w| w.1 == way));
+    }
 }
