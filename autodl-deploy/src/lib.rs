@@ -36,6 +36,7 @@ mod onnx;
 mod predictor;
 mod runner;
 pub mod serve;
+mod softmax;
 
 pub use compress::{MIN_ELEMENTS, Quantized, quantize_weights};
 pub use onnx::{

@@ -246,7 +246,7 @@ impl OnnxRunner {
             .nodes()
             .iter()
             .any(|n| n.op.name().starts_with("Conv"));
-        let general = Plan::new(typed.into_runnable().map_err(runtime)?);
+        let general = runnable(typed)?;
         let single = plan_for_rows(&source, &inputs, 1)?;
         Ok(OnnxRunner {
             source,
@@ -468,11 +468,14 @@ fn plan_for_rows(
         };
         model = model.with_input_fact(k, fact.into()).map_err(runtime)?;
     }
-    let runnable = model
-        .into_optimized()
-        .and_then(|m| m.into_runnable())
-        .map_err(runtime)?;
-    Ok(Plan::new(runnable))
+    runnable(model.into_optimized().map_err(runtime)?)
+}
+
+/// The plan of an optimised model, with tract's softmax over short rows replaced by
+/// [`RowSoftmax`](crate::softmax::RowSoftmax).
+fn runnable(mut optimized: TypedModel) -> Result<Arc<Plan>> {
+    crate::softmax::replace_short_row_softmax(&mut optimized).map_err(runtime)?;
+    Ok(Plan::new(optimized.into_runnable().map_err(runtime)?))
 }
 
 /// Runs `plan` and returns its first output as a matrix of rows.
