@@ -32,6 +32,7 @@
 //! ```
 
 mod compress;
+mod conv;
 mod onnx;
 mod predictor;
 mod runner;

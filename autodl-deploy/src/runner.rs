@@ -218,7 +218,7 @@ impl OnnxRunner {
         let source = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(bytes))
             .map_err(runtime)?;
-        let typed = source.clone().into_optimized().map_err(runtime)?;
+        let typed = optimized(source.clone())?;
         let mut inputs = Vec::new();
         for (k, outlet) in typed.input_outlets().map_err(runtime)?.iter().enumerate() {
             let fact = typed.input_fact(k).map_err(runtime)?;
@@ -468,7 +468,19 @@ fn plan_for_rows(
         };
         model = model.with_input_fact(k, fact.into()).map_err(runtime)?;
     }
-    runnable(model.into_optimized().map_err(runtime)?)
+    runnable(optimized(model)?)
+}
+
+/// `model` typed, decluttered and optimised, with its convolutions replaced by
+/// [`DirectConv`](crate::conv::DirectConv)s where that is faster.
+fn optimized(model: InferenceModel) -> Result<TypedModel> {
+    let mut typed = model.into_typed().map_err(runtime)?;
+    typed.declutter().map_err(runtime)?;
+    if crate::conv::worthwhile() {
+        crate::conv::replace_convs(&mut typed).map_err(runtime)?;
+    }
+    typed.optimize().map_err(runtime)?;
+    Ok(typed)
 }
 
 /// The plan of an optimised model, with tract's softmax over short rows replaced by
