@@ -34,6 +34,7 @@
 mod compress;
 mod conv;
 mod onnx;
+mod pool;
 mod predictor;
 mod runner;
 pub mod serve;

@@ -471,11 +471,13 @@ fn plan_for_rows(
     runnable(optimized(model)?)
 }
 
-/// `model` typed, decluttered and optimised, with its convolutions replaced by
+/// `model` typed, decluttered and optimised, with its pools replaced by
+/// [`WindowPool`](crate::pool::WindowPool)s and its convolutions by
 /// [`DirectConv`](crate::conv::DirectConv)s where that is faster.
 fn optimized(model: InferenceModel) -> Result<TypedModel> {
     let mut typed = model.into_typed().map_err(runtime)?;
     typed.declutter().map_err(runtime)?;
+    crate::pool::replace_pools(&mut typed).map_err(runtime)?;
     if crate::conv::worthwhile() {
         crate::conv::replace_convs(&mut typed).map_err(runtime)?;
     }
