@@ -11,7 +11,12 @@
 //! value straight from it (no im2col) against 64, 32 or 16 output channels held in AVX-512
 //! registers, for 6 or 12 output positions at a time, over the positions of every image of
 //! the batch. Taps that read only padding for every output position (a 5×5 kernel over a
-//! 2×2 map with padding 2 has 16 such of 25) are dropped when the op is built.
+//! 2×2 map with padding 2 has 16 such of 25) are dropped when the op is built. Beyond that,
+//! output positions are grouped by the taps that read the input for them, and each group
+//! runs with its own taps: a 5×5 kernel over a 4×4 map with padding 2 does 196 of its 400
+//! multiplications per channel that way (it is chosen where each group still has enough
+//! rows for the kernel's tiles, which on small batches it may not). A ReLU that alone reads
+//! the convolution is applied as the results are stored.
 //!
 //! The arithmetic is the same sum in a different order: results agree with tract's
 //! convolution to float rounding (the tests hold them to 1e-5 of an f64 reference).
@@ -24,8 +29,7 @@ use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-/// Output channels per AVX-512 register.
-const LANES: usize = 16;
+use crate::gemm::{LANES, Tap, Weights, gemm};
 
 /// A convolution's geometry, with its weights packed for [`gemm`].
 #[derive(Debug)]
@@ -45,9 +49,20 @@ struct Packed {
     bases: Vec<usize>,
     /// Offset from a position's first tap of each kept (channel, tap), in `weights`' order.
     offsets: Vec<usize>,
-    /// `weights[k * outputs_padded + o]`: the weight of kept (channel, tap) `k` for output `o`.
-    weights: Vec<f32>,
-    bias: Vec<f32>,
+    /// The kept (channel, tap)s' weights, the bias, and whether a ReLU follows.
+    weights: Weights,
+    /// The output positions grouped three ways, finest first: by the taps that read the
+    /// input on both axes, on the height axis only, and not at all (every kept tap for every
+    /// position). A finer grouping skips more multiplications by padding but gives the
+    /// kernel fewer rows at a time; [`Packed::grouping`] picks one per batch size.
+    groupings: Vec<Vec<Class>>,
+}
+
+/// Output positions that read the input through the same taps.
+#[derive(Debug, PartialEq)]
+struct Class {
+    positions: Vec<usize>,
+    taps: Vec<Tap>,
 }
 
 /// The op put in place of a [`Conv`]; see the module documentation.
@@ -72,13 +87,14 @@ impl Op for DirectConv {
     fn info(&self) -> TractResult<Vec<String>> {
         let p = &self.packed;
         Ok(vec![format!(
-            "{} -> {} channels, {:?} -> {:?}, {} of {} weights kept",
+            "{} -> {} channels, {:?} -> {:?}, {} weight rows kept, {} position classes{}",
             p.channels,
             p.outputs,
             p.size,
             p.out_size,
             p.offsets.len(),
-            p.channels * p.bases.len().max(1),
+            p.groupings[0].len(),
+            if p.weights.relu { ", relu" } else { "" },
         )])
     }
 
@@ -133,17 +149,29 @@ impl Packed {
         self.channels * self.padded[0] * self.padded[1]
     }
 
+    /// Images per pass: enough positions to fill the kernel's tiles, few enough that the
+    /// padded images (256 KiB) and the results (256 KiB) stay in the core's caches.
+    fn per_pass(&self, n_images: usize) -> usize {
+        let results = self.bases.len() * self.outputs_padded;
+        (65_536 / self.image_len().max(results).max(1)).clamp(1, n_images.max(1))
+    }
+
     /// Convolves `n_images` NC(H)W images of `x` into `out` (N, outputs, out positions).
     fn run(&self, x: &[f32], n_images: usize, out: &mut [f32]) {
+        let classes = self.grouping(self.per_pass(n_images));
+        self.run_grouped(x, n_images, out, classes);
+    }
+
+    /// [`run`](Self::run) through the given grouping of output positions.
+    fn run_grouped(&self, x: &[f32], n_images: usize, out: &mut [f32], classes: &[Class]) {
         let in_len = self.channels * self.size[0] * self.size[1];
         let positions = self.bases.len();
         let out_len = self.outputs * positions;
-        // Images per pass: enough positions to fill the kernel's tiles, few enough that the
-        // padded images and results stay in the core's caches.
-        let per_pass = (65_536 / self.image_len().max(1)).clamp(1, n_images.max(1));
+        let per_pass = self.per_pass(n_images);
         let mut padded = vec![0f32; per_pass * self.image_len()];
         let mut bases = Vec::with_capacity(per_pass * positions);
         let mut result = vec![0f32; per_pass * positions * self.outputs_padded];
+        let m = self.outputs_padded;
         for first in (0..n_images).step_by(per_pass) {
             let count = per_pass.min(n_images - first);
             for (i, image) in x[first * in_len..(first + count) * in_len]
@@ -152,29 +180,55 @@ impl Packed {
             {
                 self.pad_into(image, &mut padded[i * self.image_len()..]);
             }
-            bases.clear();
-            for i in 0..count {
-                bases.extend(self.bases.iter().map(|b| i * self.image_len() + b));
-            }
-            let result = &mut result[..count * positions * self.outputs_padded];
-            gemm(
-                &padded,
-                &bases,
-                &self.offsets,
-                &self.weights,
-                &self.bias,
-                result,
-            );
             let out = &mut out[first * out_len..(first + count) * out_len];
+            // Each class's rows (image-major) in turn; then, image by image (so that its
+            // output stays in cache), into the images' NC(H)W maps.
+            let mut start = 0;
+            for class in classes {
+                bases.clear();
+                for i in 0..count {
+                    let image = i * self.image_len();
+                    bases.extend(class.positions.iter().map(|&p| image + self.bases[p]));
+                }
+                let rows = &mut result[start * m..(start + bases.len()) * m];
+                gemm(&padded, &bases, &class.taps, &self.weights, rows);
+                start += bases.len();
+            }
             for (i, image_out) in out.chunks_exact_mut(out_len).enumerate() {
-                let rows = &result[i * positions * self.outputs_padded..];
-                for (o, channel) in image_out.chunks_exact_mut(positions).enumerate() {
-                    for (pos, value) in channel.iter_mut().enumerate() {
-                        *value = rows[pos * self.outputs_padded + o];
+                let mut start = 0;
+                for class in classes {
+                    let n = class.positions.len();
+                    let rows = &result[(start + i * n) * m..(start + (i + 1) * n) * m];
+                    for (&p, row) in class.positions.iter().zip(rows.chunks_exact(m)) {
+                        let column = image_out[p..].iter_mut().step_by(positions);
+                        for (slot, value) in column.zip(&row[..self.outputs]) {
+                            *slot = *value;
+                        }
                     }
+                    start += count * n;
                 }
             }
         }
+    }
+
+    /// The grouping of output positions with the least estimated kernel time for
+    /// `images` images at a time: a tile of fewer than four rows runs at the speed of four
+    /// (its multiply-adds wait on each other).
+    fn grouping(&self, images: usize) -> &[Class] {
+        let cost = |classes: &[Class]| -> usize {
+            classes
+                .iter()
+                .map(|c| {
+                    let rows = images * c.positions.len();
+                    let tail = rows % 6;
+                    c.taps.len() * (rows - tail + if tail == 0 { 0 } else { tail.max(4) })
+                })
+                .sum()
+        };
+        self.groupings
+            .iter()
+            .min_by_key(|classes| cost(classes))
+            .map_or(&[], |classes| classes.as_slice())
     }
 
     /// Copies one image into the inside of a padded image (whose border stays zero).
@@ -192,7 +246,8 @@ impl Packed {
 
 /// Puts a [`DirectConv`] in place of every convolution of `model` that it can run: f32, one
 /// group, NC(H)W data of known height and width, an OI(H)W constant kernel and a constant
-/// bias, explicit or no padding. Returns how many it replaced.
+/// bias, explicit or no padding. A ReLU (`max` with a constant zero) that alone reads the
+/// convolution is folded into it. Returns how many it replaced.
 pub(crate) fn replace_convs(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in 0..model.nodes().len() {
@@ -206,11 +261,20 @@ pub(crate) fn replace_convs(model: &mut TypedModel) -> TractResult<usize> {
         let inputs = model.node_input_facts(id)?;
         let packed = pack(conv, &inputs, &node.outputs[0].fact);
         drop(inputs);
-        if let Some(packed) = packed {
+        let Some(mut packed) = packed else {
+            continue;
+        };
+        replaced += 1;
+        if crate::gemm::relu_after(model, id)?.is_some() {
+            packed.weights.relu = true;
+            let op = DirectConv {
+                packed: Arc::new(packed),
+            };
+            TypedModelPatch::fuse_with_next(model, model.node(id), op)?.apply(model)?;
+        } else {
             model.node_mut(id).op = Box::new(DirectConv {
                 packed: Arc::new(packed),
             });
-            replaced += 1;
         }
     }
     Ok(replaced)
@@ -304,9 +368,12 @@ fn pack(conv: &Conv, inputs: &[&TypedFact], output: &TypedFact) -> Option<Packed
     let kernel = kernel.as_slice::<f32>().ok()?;
     let mut offsets = Vec::new();
     let mut weights = Vec::new();
+    // The (tap row, tap column) of each kept weight row.
+    let mut kept = Vec::new();
     for c in 0..channels {
         for ty in (0..taps[0]).filter(|&t| useful[0][t]) {
             for tx in (0..taps[1]).filter(|&t| useful[1][t]) {
+                kept.push([ty, tx]);
                 offsets.push(
                     c * padded[0] * padded[1] + ty * dilations[0] * padded[1] + tx * dilations[1],
                 );
@@ -335,6 +402,50 @@ fn pack(conv: &Conv, inputs: &[&TypedFact], output: &TypedFact) -> Option<Packed
         .flat_map(|y| (0..out_size[1]).map(move |x| (y, x)))
         .map(|(y, x)| y * strides[0] * padded[1] + x * strides[1])
         .collect();
+    // Whether tap `t` of axis `a` reads the input at output position `o` of that axis.
+    let reads = |a: usize, o: usize, t: usize| {
+        let at = o * strides[a] + t * dilations[a];
+        at >= before[a] && at < before[a] + size[a]
+    };
+    let mut groupings: Vec<Vec<Class>> = Vec::new();
+    for fineness in 0..3 {
+        // A position's class: the (tap row, tap column) pairs it reads, as far as this
+        // grouping tells them apart.
+        let key = |y: usize, x: usize| -> Vec<bool> {
+            kept.iter()
+                .map(|&[ty, tx]| {
+                    fineness == 2 || (reads(0, y, ty) && (fineness == 1 || reads(1, x, tx)))
+                })
+                .collect()
+        };
+        let mut keys: Vec<Vec<bool>> = Vec::new();
+        let mut classes: Vec<Class> = Vec::new();
+        for y in 0..out_size[0] {
+            for x in 0..out_size[1] {
+                let k = key(y, x);
+                let position = y * out_size[1] + x;
+                if let Some(i) = keys.iter().position(|known| *known == k) {
+                    classes[i].positions.push(position);
+                    continue;
+                }
+                let taps = (0..offsets.len())
+                    .filter(|&row| k[row])
+                    .map(|row| Tap {
+                        offset: offsets[row],
+                        row,
+                    })
+                    .collect();
+                keys.push(k);
+                classes.push(Class {
+                    positions: vec![position],
+                    taps,
+                });
+            }
+        }
+        if groupings.last() != Some(&classes) {
+            groupings.push(classes);
+        }
+    }
     Some(Packed {
         channels,
         size,
@@ -345,206 +456,13 @@ fn pack(conv: &Conv, inputs: &[&TypedFact], output: &TypedFact) -> Option<Packed
         out_size,
         bases,
         offsets,
-        weights,
-        bias,
+        weights: Weights {
+            rows: weights,
+            bias,
+            relu: false,
+        },
+        groupings,
     })
-}
-
-/// `result[r * m + o] = bias[o] + Σ_k x[bases[r] + offsets[k]] · weights[k * m + o]` for every
-/// row `r` of `bases`, with `m = bias.len()`, a multiple of [`LANES`].
-fn gemm(
-    x: &[f32],
-    bases: &[usize],
-    offsets: &[usize],
-    weights: &[f32],
-    bias: &[f32],
-    result: &mut [f32],
-) {
-    let m = bias.len();
-    assert!(m.is_multiple_of(LANES) && weights.len() == offsets.len() * m);
-    assert!(result.len() == bases.len() * m);
-    let reach =
-        bases.iter().max().copied().unwrap_or(0) + offsets.iter().max().copied().unwrap_or(0);
-    assert!(bases.is_empty() || offsets.is_empty() || reach < x.len());
-    #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        avx512::gemm(x, bases, offsets, weights, bias, result);
-        return;
-    }
-    gemm_portable(x, bases, offsets, weights, bias, result);
-}
-
-/// [`gemm`] in plain Rust: one output row at a time, a multiply-add of a weight row per tap.
-fn gemm_portable(
-    x: &[f32],
-    bases: &[usize],
-    offsets: &[usize],
-    weights: &[f32],
-    bias: &[f32],
-    result: &mut [f32],
-) {
-    let m = bias.len();
-    for (row, &base) in result.chunks_exact_mut(m).zip(bases) {
-        row.copy_from_slice(bias);
-        for (w, &offset) in weights.chunks_exact(m).zip(offsets) {
-            let value = x[base + offset];
-            for (r, w) in row.iter_mut().zip(w) {
-                *r += value * w;
-            }
-        }
-    }
-}
-
-/// Whether the runner should put [`DirectConv`] in place of tract's convolutions: only where
-/// its AVX-512 kernel runs (elsewhere tract's own kernels were not measured against it).
-pub(crate) fn worthwhile() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        avx512::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod avx512 {
-    //! The AVX-512 kernel of [`gemm`](super::gemm). The only unsafe code of the crate: raw
-    //! vector loads and stores, whose bounds `gemm` asserts before calling.
-    use std::arch::x86_64::*;
-
-    use super::LANES;
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-
-    /// See [`gemm`](super::gemm); callers have checked [`available`] and the bounds.
-    pub(super) fn gemm(
-        x: &[f32],
-        bases: &[usize],
-        offsets: &[usize],
-        weights: &[f32],
-        bias: &[f32],
-        result: &mut [f32],
-    ) {
-        // SAFETY: `available()` said the CPU has AVX-512F; `super::gemm` asserted that every
-        // `bases[r] + offsets[k]` is inside `x`, that `weights` has `offsets.len()` rows of
-        // `bias.len()` and `result` `bases.len()` rows of `bias.len()`.
-        unsafe { gemm_avx512(x, bases, offsets, weights, bias, result) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn gemm_avx512(
-        x: &[f32],
-        bases: &[usize],
-        offsets: &[usize],
-        weights: &[f32],
-        bias: &[f32],
-        result: &mut [f32],
-    ) {
-        let m = bias.len();
-        let mut first = 0;
-        while first < m {
-            let left = m - first;
-            // SAFETY (for the three calls): as in `gemm`; `first + V * LANES <= m`.
-            unsafe {
-                if left >= 4 * LANES {
-                    columns::<4, 6, 3, 1>(x, bases, offsets, weights, bias, result, first);
-                    first += 4 * LANES;
-                } else if left >= 2 * LANES {
-                    columns::<2, 12, 6, 3>(x, bases, offsets, weights, bias, result, first);
-                    first += 2 * LANES;
-                } else {
-                    columns::<1, 12, 6, 3>(x, bases, offsets, weights, bias, result, first);
-                    first += LANES;
-                }
-            }
-        }
-    }
-
-    /// Output columns `first..first + V * LANES` of every row, `R` rows at a time; the last
-    /// rows take a tile of `R2` or `R4` rows (about a half and a quarter of `R`) where that is
-    /// enough.
-    #[inline(always)]
-    unsafe fn columns<const V: usize, const R: usize, const R2: usize, const R4: usize>(
-        x: &[f32],
-        bases: &[usize],
-        offsets: &[usize],
-        weights: &[f32],
-        bias: &[f32],
-        result: &mut [f32],
-        first: usize,
-    ) {
-        let mut row = 0;
-        while row < bases.len() {
-            let rows = &bases[row..];
-            // SAFETY: as in `gemm`; `tile` reads and writes only rows `row..row + rows.len()`.
-            unsafe {
-                let done = if rows.len() > R2 {
-                    tile::<V, R>(x, rows, offsets, weights, bias, result, row, first)
-                } else if rows.len() > R4 {
-                    tile::<V, R2>(x, rows, offsets, weights, bias, result, row, first)
-                } else {
-                    tile::<V, R4>(x, rows, offsets, weights, bias, result, row, first)
-                };
-                row += done;
-            }
-        }
-    }
-
-    /// Up to `R` rows from `row` (the first `R` of `rows`, repeating the last where fewer are
-    /// left) times columns `first..first + V * LANES`; returns how many rows it wrote.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const V: usize, const R: usize>(
-        x: &[f32],
-        rows: &[usize],
-        offsets: &[usize],
-        weights: &[f32],
-        bias: &[f32],
-        result: &mut [f32],
-        row: usize,
-        first: usize,
-    ) -> usize {
-        let m = bias.len();
-        let valid = rows.len().min(R);
-        let x = x.as_ptr();
-        // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
-        unsafe {
-            let starts: [*const f32; R] = std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
-            let mut acc = [[_mm512_setzero_ps(); V]; R];
-            for v in 0..V {
-                let b = _mm512_loadu_ps(bias.as_ptr().add(first + v * LANES));
-                for a in acc.iter_mut() {
-                    a[v] = b;
-                }
-            }
-            let mut w = weights.as_ptr().add(first);
-            for &offset in offsets {
-                let mut wv = [_mm512_setzero_ps(); V];
-                for (v, slot) in wv.iter_mut().enumerate() {
-                    *slot = _mm512_loadu_ps(w.add(v * LANES));
-                }
-                for (a, start) in acc.iter_mut().zip(starts) {
-                    let value = _mm512_set1_ps(*start.add(offset));
-                    for v in 0..V {
-                        a[v] = _mm512_fmadd_ps(value, wv[v], a[v]);
-                    }
-                }
-                w = w.add(m);
-            }
-            let out = result.as_mut_ptr().add(row * m + first);
-            for (r, a) in acc.iter().enumerate().take(valid) {
-                for (v, value) in a.iter().enumerate() {
-                    _mm512_storeu_ps(out.add(r * m + v * LANES), *value);
-                }
-            }
-        }
-        valid
-    }
 }
 
 #[cfg(test)]
@@ -560,65 +478,6 @@ mod tests {
     }
 
     /// `gemm`'s definition, in f64.
-    fn gemm_reference(
-        x: &[f32],
-        bases: &[usize],
-        offsets: &[usize],
-        weights: &[f32],
-        bias: &[f32],
-    ) -> Vec<f64> {
-        let m = bias.len();
-        let mut out = Vec::new();
-        for &base in bases {
-            for o in 0..m {
-                let sum: f64 = offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &off)| x[base + off] as f64 * weights[k * m + o] as f64)
-                    .sum();
-                out.push(sum + bias[o] as f64);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn both_kernels_compute_the_definition_for_every_tile_shape() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        // Every column block (64, 32, 16 and their sums) and row counts on both sides of
-        // each tile size, so every tail is taken.
-        for m in [16, 32, 48, 64, 80, 96, 112, 128] {
-            for rows in [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 25, 40] {
-                let k = rng.random_range(1..60);
-                let x = random(&mut rng, 300);
-                let bases: Vec<usize> = (0..rows).map(|_| rng.random_range(0..150)).collect();
-                let offsets: Vec<usize> = (0..k).map(|_| rng.random_range(0..150)).collect();
-                let weights = random(&mut rng, k * m);
-                let bias = random(&mut rng, m);
-                let want = gemm_reference(&x, &bases, &offsets, &weights, &bias);
-                let mut fast = vec![f32::NAN; rows * m];
-                gemm(&x, &bases, &offsets, &weights, &bias, &mut fast);
-                let mut portable = vec![f32::NAN; rows * m];
-                gemm_portable(&x, &bases, &offsets, &weights, &bias, &mut portable);
-                for (name, got) in [("gemm", &fast), ("portable", &portable)] {
-                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                        assert!(
-                            (*g as f64 - w).abs() < 1e-5,
-                            "{name}, m {m}, rows {rows}, k {k}, element {i}: {g} vs {w}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    #[should_panic]
-    fn gemm_refuses_offsets_beyond_the_input() {
-        let mut out = vec![0.0; 16];
-        gemm(&[0.0; 10], &[5], &[5], &[0.0; 16], &[0.0; 16], &mut out);
-    }
-
     struct Geometry {
         channels: usize,
         outputs: usize,
@@ -694,6 +553,7 @@ mod tests {
     fn packed_convolutions_match_the_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let mut dropped = 0;
+        let mut most_groupings = 0;
         for case in 0..80 {
             let rank = 1 + case % 2;
             let pick = |rng: &mut ChaCha8Rng, lo: usize, hi: usize| -> Vec<usize> {
@@ -753,18 +613,25 @@ mod tests {
             let all_taps: usize = g.taps.iter().product::<usize>() * g.channels;
             dropped += all_taps - packed.offsets.len();
             let x = random(&mut rng, in_shape.iter().product());
-            let mut got = vec![f32::NAN; out_shape.iter().product()];
-            packed.run(&x, n, &mut got);
             let want = g.reference(&x, n, &kernel, &bias);
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (*a as f64 - b).abs() < 1e-5,
-                    "case {case}, element {i}: {a} vs {b}"
-                );
+            // Every grouping of the output positions, and the one `run` picks.
+            let groupings = packed.groupings.iter().map(|c| c.as_slice());
+            for (grouping, classes) in groupings.chain([packed.grouping(n)]).enumerate() {
+                let mut got = vec![f32::NAN; out_shape.iter().product()];
+                packed.run_grouped(&x, n, &mut got, classes);
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*a as f64 - b).abs() < 1e-5,
+                        "case {case}, grouping {grouping}, element {i}: {a} vs {b}"
+                    );
+                }
             }
+            most_groupings = most_groupings.max(packed.groupings.len());
         }
-        // Some cases had taps that read only padding, and they were left out.
+        // Some cases had taps that read only padding, and they were left out; some had
+        // three distinct groupings of their positions.
         assert!(dropped > 0);
+        assert_eq!(most_groupings, 3);
     }
 
     #[test]

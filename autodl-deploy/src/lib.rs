@@ -33,6 +33,7 @@
 
 mod compress;
 mod conv;
+mod gemm;
 mod onnx;
 mod pool;
 mod predictor;

@@ -478,7 +478,7 @@ fn optimized(model: InferenceModel) -> Result<TypedModel> {
     let mut typed = model.into_typed().map_err(runtime)?;
     typed.declutter().map_err(runtime)?;
     crate::pool::replace_pools(&mut typed).map_err(runtime)?;
-    if crate::conv::worthwhile() {
+    if crate::gemm::worthwhile() {
         crate::conv::replace_convs(&mut typed).map_err(runtime)?;
     }
     typed.optimize().map_err(runtime)?;

@@ -1,0 +1,399 @@
+//! The kernel shared by [`DirectConv`](crate::conv::DirectConv) and
+//! [`DirectDense`](crate::dense::DirectDense): rows of input values, each read at its own
+//! base plus a list of offsets, times a matrix of weights held in registers 16 columns at a
+//! time, plus a bias, then an optional ReLU.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+
+/// Output channels per AVX-512 register.
+pub(crate) const LANES: usize = 16;
+
+/// One input value of a [`gemm`] row, and the row of weights it is multiplied by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Tap {
+    /// From the row's base, in the input.
+    pub(crate) offset: usize,
+    /// In [`Weights::rows`].
+    pub(crate) row: usize,
+}
+
+/// The right-hand side of a [`gemm`].
+#[derive(Debug)]
+pub(crate) struct Weights {
+    /// `rows[k * m + o]`, with `m = bias.len()`, a multiple of [`LANES`].
+    pub(crate) rows: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+    /// Whether results below zero are stored as zero.
+    pub(crate) relu: bool,
+}
+
+/// Node `id`'s only reader, where that is a binary op named `op` (tract's `"Add"`, `"Max"`)
+/// of `id`'s output and a constant, whose output has `id`'s output's shape, and `id`'s output
+/// is not a model output: the reader's id and the constant.
+pub(crate) fn constant_after(
+    model: &TypedModel,
+    id: usize,
+    op: &str,
+) -> TractResult<Option<(usize, Arc<Tensor>)>> {
+    let Some(next) = model.single_succ(id)? else {
+        return Ok(None);
+    };
+    let named = next
+        .op_as::<TypedBinOp>()
+        .is_some_and(|bin| bin.0.name() == op);
+    if !named
+        || next.inputs.len() != 2
+        || model.outputs.contains(&OutletId::new(id, 0))
+        || next.outputs[0].fact.shape != model.node(id).outputs[0].fact.shape
+    {
+        return Ok(None);
+    }
+    let Some(other) = next.inputs.iter().find(|i| i.node != id) else {
+        return Ok(None);
+    };
+    let konst = model.outlet_fact(*other)?.konst.clone();
+    Ok(konst.map(|k| (next.id, k)))
+}
+
+/// Node `id`'s only reader, where that is a ReLU (`max` with a constant zero of one element)
+/// that [`constant_after`] accepts.
+pub(crate) fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+    Ok(constant_after(model, id, "Max")?
+        .filter(|(_, k)| k.len() == 1 && k.is_all_zero().unwrap_or(false))
+        .map(|(next, _)| next))
+}
+
+/// `result[r * m + o] = bias[o] + Σ_t x[bases[r] + t.offset] · rows[t.row * m + o]` over the
+/// `taps` `t`, for every row `r` of `bases`, with `m = bias.len()`, a multiple of [`LANES`];
+/// then `max(0, ·)` if `weights.relu`.
+pub(crate) fn gemm(
+    x: &[f32],
+    bases: &[usize],
+    taps: &[Tap],
+    weights: &Weights,
+    result: &mut [f32],
+) {
+    let m = weights.bias.len();
+    assert!(m.is_multiple_of(LANES) && weights.rows.len().is_multiple_of(m.max(1)));
+    assert!(result.len() == bases.len() * m);
+    if bases.is_empty() {
+        return;
+    }
+    let furthest = |f: fn(&Tap) -> usize| taps.iter().map(f).max();
+    if let (Some(offset), Some(row)) = (furthest(|t| t.offset), furthest(|t| t.row)) {
+        assert!(bases.iter().max().copied().unwrap_or(0) + offset < x.len());
+        assert!((row + 1) * m <= weights.rows.len());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        avx512::gemm(x, bases, taps, weights, result);
+        return;
+    }
+    gemm_portable(x, bases, taps, weights, result);
+}
+
+/// [`gemm`] in plain Rust: one output row at a time, a multiply-add of a weight row per tap.
+fn gemm_portable(x: &[f32], bases: &[usize], taps: &[Tap], weights: &Weights, result: &mut [f32]) {
+    let m = weights.bias.len();
+    for (row, &base) in result.chunks_exact_mut(m).zip(bases) {
+        row.copy_from_slice(&weights.bias);
+        for tap in taps {
+            let value = x[base + tap.offset];
+            let w = &weights.rows[tap.row * m..(tap.row + 1) * m];
+            for (r, w) in row.iter_mut().zip(w) {
+                *r += value * w;
+            }
+        }
+        if weights.relu {
+            // As `max(0, NaN)` in onnxruntime: NaN stays.
+            for r in row.iter_mut().filter(|r| **r < 0.0) {
+                *r = 0.0;
+            }
+        }
+    }
+}
+
+/// Whether the runner should put [`DirectConv`](crate::conv::DirectConv) and
+/// [`DirectDense`](crate::dense::DirectDense) in place of tract's convolutions and matrix
+/// products: only where the AVX-512 kernel runs (elsewhere tract's own kernels were not
+/// measured against the portable one).
+pub(crate) fn worthwhile() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx512::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    //! The AVX-512 kernel of [`gemm`](super::gemm). The only unsafe code of the crate: raw
+    //! vector loads and stores, whose bounds `gemm` asserts before calling.
+    use std::arch::x86_64::*;
+
+    use super::{LANES, Tap, Weights};
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// See [`gemm`](super::gemm); callers have checked [`available`] and the bounds.
+    pub(super) fn gemm(
+        x: &[f32],
+        bases: &[usize],
+        taps: &[Tap],
+        weights: &Weights,
+        result: &mut [f32],
+    ) {
+        // SAFETY: `available()` said the CPU has AVX-512F; `super::gemm` asserted that every
+        // `bases[r] + taps[k].offset` is inside `x`, that every `taps[k].row` is a row of
+        // `weights.rows` (rows of `m = weights.bias.len()`), and that `result` has
+        // `bases.len()` rows of `m`.
+        unsafe { gemm_avx512(x, bases, taps, weights, result) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gemm_avx512(
+        x: &[f32],
+        bases: &[usize],
+        taps: &[Tap],
+        weights: &Weights,
+        result: &mut [f32],
+    ) {
+        let m = weights.bias.len();
+        let mut first = 0;
+        while first < m {
+            let left = m - first;
+            // SAFETY (for the three calls): as in `gemm`; `first + V * LANES <= m`.
+            unsafe {
+                if left >= 4 * LANES {
+                    columns::<4, 6, 3, 1>(x, bases, taps, weights, result, first);
+                    first += 4 * LANES;
+                } else if left >= 2 * LANES {
+                    columns::<2, 12, 6, 3>(x, bases, taps, weights, result, first);
+                    first += 2 * LANES;
+                } else {
+                    columns::<1, 12, 6, 3>(x, bases, taps, weights, result, first);
+                    first += LANES;
+                }
+            }
+        }
+    }
+
+    /// Output columns `first..first + V * LANES` of every row, `R` rows at a time; the last
+    /// rows take a tile of `R2` or `R4` rows (about a half and a quarter of `R`) where that is
+    /// enough.
+    #[inline(always)]
+    unsafe fn columns<const V: usize, const R: usize, const R2: usize, const R4: usize>(
+        x: &[f32],
+        bases: &[usize],
+        taps: &[Tap],
+        weights: &Weights,
+        result: &mut [f32],
+        first: usize,
+    ) {
+        let mut row = 0;
+        while row < bases.len() {
+            let rows = &bases[row..];
+            let out = &mut result[row * weights.bias.len()..];
+            // SAFETY: as in `gemm`; `tile` writes only the first rows of `out`.
+            unsafe {
+                row += if rows.len() > R2 {
+                    tile::<V, R>(x, rows, taps, weights, out, first)
+                } else if rows.len() > R4 {
+                    tile::<V, R2>(x, rows, taps, weights, out, first)
+                } else {
+                    tile::<V, R4>(x, rows, taps, weights, out, first)
+                };
+            }
+        }
+    }
+
+    /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
+    /// columns `first..first + V * LANES`, into the first rows of `out`; returns how many rows
+    /// it wrote.
+    #[inline(always)]
+    unsafe fn tile<const V: usize, const R: usize>(
+        x: &[f32],
+        rows: &[usize],
+        taps: &[Tap],
+        weights: &Weights,
+        out: &mut [f32],
+        first: usize,
+    ) -> usize {
+        let m = weights.bias.len();
+        let valid = rows.len().min(R);
+        let x = x.as_ptr();
+        // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
+        unsafe {
+            let starts: [*const f32; R] = std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for v in 0..V {
+                let b = _mm512_loadu_ps(weights.bias.as_ptr().add(first + v * LANES));
+                for a in acc.iter_mut() {
+                    a[v] = b;
+                }
+            }
+            let w = weights.rows.as_ptr().add(first);
+            for tap in taps {
+                let w = w.add(tap.row * m);
+                let mut wv = [_mm512_setzero_ps(); V];
+                for (v, slot) in wv.iter_mut().enumerate() {
+                    *slot = _mm512_loadu_ps(w.add(v * LANES));
+                }
+                for (a, start) in acc.iter_mut().zip(starts) {
+                    let value = _mm512_set1_ps(*start.add(tap.offset));
+                    for v in 0..V {
+                        a[v] = _mm512_fmadd_ps(value, wv[v], a[v]);
+                    }
+                }
+            }
+            if weights.relu {
+                // `max(0, NaN)` is NaN: the second operand is returned where either is NaN.
+                let zero = _mm512_setzero_ps();
+                for a in acc.iter_mut() {
+                    for value in a.iter_mut() {
+                        *value = _mm512_max_ps(zero, *value);
+                    }
+                }
+            }
+            let out = out.as_mut_ptr().add(first);
+            for (r, a) in acc.iter().enumerate().take(valid) {
+                for (v, value) in a.iter().enumerate() {
+                    _mm512_storeu_ps(out.add(r * m + v * LANES), *value);
+                }
+            }
+        }
+        valid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// `gemm`'s definition, in f64.
+    fn gemm_reference(x: &[f32], bases: &[usize], taps: &[Tap], weights: &Weights) -> Vec<f64> {
+        let m = weights.bias.len();
+        let mut out = Vec::new();
+        for &base in bases {
+            for o in 0..m {
+                let sum: f64 = taps
+                    .iter()
+                    .map(|t| x[base + t.offset] as f64 * weights.rows[t.row * m + o] as f64)
+                    .sum::<f64>()
+                    + weights.bias[o] as f64;
+                out.push(if weights.relu { sum.max(0.0) } else { sum });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn both_kernels_compute_the_definition_for_every_tile_shape() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // Every column block (64, 32, 16 and their sums) and row counts on both sides of
+        // each tile size, so every tail is taken.
+        for m in [16, 32, 48, 64, 80, 96, 112, 128] {
+            for rows in [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 25, 40] {
+                let k = rng.random_range(1..60);
+                let weight_rows = rng.random_range(1..60);
+                let x = random(&mut rng, 300);
+                let bases: Vec<usize> = (0..rows).map(|_| rng.random_range(0..150)).collect();
+                let taps: Vec<Tap> = (0..k)
+                    .map(|_| Tap {
+                        offset: rng.random_range(0..150),
+                        row: rng.random_range(0..weight_rows),
+                    })
+                    .collect();
+                let weights = Weights {
+                    rows: random(&mut rng, weight_rows * m),
+                    bias: random(&mut rng, m),
+                    relu: rng.random(),
+                };
+                let want = gemm_reference(&x, &bases, &taps, &weights);
+                let mut fast = vec![f32::NAN; rows * m];
+                gemm(&x, &bases, &taps, &weights, &mut fast);
+                let mut portable = vec![f32::NAN; rows * m];
+                gemm_portable(&x, &bases, &taps, &weights, &mut portable);
+                for (name, got) in [("gemm", &fast), ("portable", &portable)] {
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (*g as f64 - w).abs() < 1e-5,
+                            "{name}, m {m}, rows {rows}, k {k}, element {i}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fused_relu_keeps_nan() {
+        let weights = Weights {
+            rows: vec![1.0; 16],
+            bias: vec![-1.0; 16],
+            relu: true,
+        };
+        let taps = [Tap { offset: 0, row: 0 }];
+        for (x, want) in [(f32::NAN, f32::NAN), (0.5, 0.0), (3.0, 2.0)] {
+            let mut fast = vec![0.0; 16];
+            gemm(&[x], &[0], &taps, &weights, &mut fast);
+            let mut portable = vec![0.0; 16];
+            gemm_portable(&[x], &[0], &taps, &weights, &mut portable);
+            for got in [fast[3], portable[3]] {
+                assert!(got == want || (got.is_nan() && want.is_nan()), "{x}: {got}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic]
+    fn gemm_refuses_offsets_beyond_the_input() {
+        let weights = Weights {
+            rows: vec![0.0; 16],
+            bias: vec![0.0; 16],
+            relu: false,
+        };
+        let mut out = vec![0.0; 16];
+        gemm(
+            &[0.0; 10],
+            &[5],
+            &[Tap { offset: 5, row: 0 }],
+            &weights,
+            &mut out,
+        );
+    }
+
+    #[test]
+    #[should_panic]
+    fn gemm_refuses_weight_rows_beyond_the_weights() {
+        let weights = Weights {
+            rows: vec![0.0; 16],
+            bias: vec![0.0; 16],
+            relu: false,
+        };
+        let mut out = vec![0.0; 16];
+        gemm(
+            &[0.0; 10],
+            &[5],
+            &[Tap { offset: 0, row: 1 }],
+            &weights,
+            &mut out,
+        );
+    }
+}
