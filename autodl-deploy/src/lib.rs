@@ -33,6 +33,7 @@
 
 mod compress;
 mod conv;
+mod dense;
 mod gemm;
 mod onnx;
 mod pool;

@@ -480,6 +480,7 @@ fn optimized(model: InferenceModel) -> Result<TypedModel> {
     crate::pool::replace_pools(&mut typed).map_err(runtime)?;
     if crate::gemm::worthwhile() {
         crate::conv::replace_convs(&mut typed).map_err(runtime)?;
+        crate::dense::replace_dense(&mut typed).map_err(runtime)?;
     }
     typed.optimize().map_err(runtime)?;
     Ok(typed)
