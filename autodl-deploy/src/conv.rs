@@ -29,7 +29,8 @@ use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use crate::gemm::{LANES, Tap, Weights, gemm};
+use crate::gemm::{LANES, Tap, Taps, Weights, gemm};
+use crate::pool::{WindowPool, Windows};
 
 /// A convolution's geometry, with its weights packed for [`gemm`].
 #[derive(Debug)]
@@ -51,6 +52,9 @@ struct Packed {
     offsets: Vec<usize>,
     /// The kept (channel, tap)s' weights, the bias, and whether a ReLU follows.
     weights: Weights,
+    /// The pool folded in after the convolution (and its ReLU), if any: it reads the
+    /// results as rows of channels, all channels at once.
+    pool: Option<Arc<Windows>>,
     /// The output positions grouped three ways, finest first: by the taps that read the
     /// input on both axes, on the height axis only, and not at all (every kept tap for every
     /// position). A finer grouping skips more multiplications by padding but gives the
@@ -62,7 +66,7 @@ struct Packed {
 #[derive(Debug, PartialEq)]
 struct Class {
     positions: Vec<usize>,
-    taps: Vec<Tap>,
+    taps: Taps,
 }
 
 /// The op put in place of a [`Conv`]; see the module documentation.
@@ -111,9 +115,10 @@ impl EvalOp for DirectConv {
         let mut out_shape: TVec<usize> = input.shape().into();
         out_shape[1] = p.outputs;
         let rank = out_shape.len();
-        out_shape[rank - 1] = p.out_size[1];
+        let size = p.final_size();
+        out_shape[rank - 1] = size[1];
         if rank == 4 {
-            out_shape[2] = p.out_size[0];
+            out_shape[2] = size[0];
         }
         let mut output = Tensor::zero::<f32>(&out_shape)?;
         {
@@ -133,9 +138,10 @@ impl TypedOp for DirectConv {
         let mut shape: TVec<TDim> = fact.shape.iter().cloned().collect();
         let rank = shape.len();
         shape[1] = self.packed.outputs.into();
-        shape[rank - 1] = self.packed.out_size[1].into();
+        let size = self.packed.final_size();
+        shape[rank - 1] = size[1].into();
         if rank == 4 {
-            shape[2] = self.packed.out_size[0].into();
+            shape[2] = size[0].into();
         }
         Ok(tvec!(f32::fact(shape)))
     }
@@ -144,6 +150,15 @@ impl TypedOp for DirectConv {
 }
 
 impl Packed {
+    /// The output's (height, width), after the pool if one is folded in.
+    fn final_size(&self) -> [usize; 2] {
+        match &self.pool {
+            Some(w) if w.out_dims.len() == 2 => [w.out_dims[0], w.out_dims[1]],
+            Some(w) => [1, w.out_dims[0]],
+            None => self.out_size,
+        }
+    }
+
     /// Floats of one padded image.
     fn image_len(&self) -> usize {
         self.channels * self.padded[0] * self.padded[1]
@@ -166,7 +181,10 @@ impl Packed {
     fn run_grouped(&self, x: &[f32], n_images: usize, out: &mut [f32], classes: &[Class]) {
         let in_len = self.channels * self.size[0] * self.size[1];
         let positions = self.bases.len();
-        let out_len = self.outputs * positions;
+        let final_positions = self.pool.as_ref().map_or(positions, |w| w.out_len);
+        let out_len = self.outputs * final_positions;
+        let mut row_of = vec![0; positions];
+        let mut pooled = vec![0f32; self.outputs_padded];
         let per_pass = self.per_pass(n_images);
         let mut padded = vec![0f32; per_pass * self.image_len()];
         let mut bases = Vec::with_capacity(per_pass * positions);
@@ -195,34 +213,41 @@ impl Packed {
                 start += bases.len();
             }
             for (i, image_out) in out.chunks_exact_mut(out_len).enumerate() {
+                // Where this image's row of each output position is in `result`.
                 let mut start = 0;
                 for class in classes {
                     let n = class.positions.len();
-                    let rows = &result[(start + i * n) * m..(start + (i + 1) * n) * m];
-                    for (&p, row) in class.positions.iter().zip(rows.chunks_exact(m)) {
-                        let column = image_out[p..].iter_mut().step_by(positions);
-                        for (slot, value) in column.zip(&row[..self.outputs]) {
-                            *slot = *value;
-                        }
+                    for (j, &p) in class.positions.iter().enumerate() {
+                        row_of[p] = start + i * n + j;
                     }
                     start += count * n;
+                }
+                let row = |p: usize| &result[row_of[p] * m..(row_of[p] + 1) * m];
+                for q in 0..final_positions {
+                    let values = match &self.pool {
+                        Some(windows) => {
+                            windows.pool_rows(q, row, &mut pooled);
+                            &pooled
+                        }
+                        None => row(q),
+                    };
+                    let column = image_out[q..].iter_mut().step_by(final_positions);
+                    for (slot, value) in column.zip(&values[..self.outputs]) {
+                        *slot = *value;
+                    }
                 }
             }
         }
     }
 
-    /// The grouping of output positions with the least estimated kernel time for
-    /// `images` images at a time: a tile of fewer than four rows runs at the speed of four
-    /// (its multiply-adds wait on each other).
+    /// The grouping of output positions with the least estimated kernel time for `images`
+    /// images at a time.
     fn grouping(&self, images: usize) -> &[Class] {
+        let m = self.outputs_padded;
         let cost = |classes: &[Class]| -> usize {
             classes
                 .iter()
-                .map(|c| {
-                    let rows = images * c.positions.len();
-                    let tail = rows % 6;
-                    c.taps.len() * (rows - tail + if tail == 0 { 0 } else { tail.max(4) })
-                })
+                .map(|c| crate::gemm::cost(images * c.positions.len(), c.taps.len(), m))
                 .sum()
         };
         self.groupings
@@ -265,19 +290,42 @@ pub(crate) fn replace_convs(model: &mut TypedModel) -> TractResult<usize> {
             continue;
         };
         replaced += 1;
-        if crate::gemm::relu_after(model, id)?.is_some() {
+        let (name, inputs) = (node.name.clone(), node.inputs.clone());
+        let mut last = id;
+        if let Some(relu) = crate::gemm::relu_after(model, last)? {
             packed.weights.relu = true;
-            let op = DirectConv {
-                packed: Arc::new(packed),
-            };
-            TypedModelPatch::fuse_with_next(model, model.node(id), op)?.apply(model)?;
-        } else {
-            model.node_mut(id).op = Box::new(DirectConv {
-                packed: Arc::new(packed),
-            });
+            last = relu;
         }
+        if let Some((pool, windows)) = pool_after(model, last)?
+            && windows.in_len == packed.bases.len()
+        {
+            packed.pool = Some(windows);
+            last = pool;
+        }
+        let mut patch = TypedModelPatch::default();
+        let taps = patch.taps(model, &inputs)?;
+        let op = DirectConv {
+            packed: Arc::new(packed),
+        };
+        let wire = patch.wire_node(name, op, &taps)?;
+        patch.shunt_outside(model, OutletId::new(last, 0), wire[0])?;
+        patch.apply(model)?;
     }
     Ok(replaced)
+}
+
+/// Node `id`'s only reader, where that is a [`WindowPool`] and `id`'s output is not a model
+/// output: its id and windows.
+fn pool_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, Arc<Windows>)>> {
+    let Some(next) = model.single_succ(id)? else {
+        return Ok(None);
+    };
+    if model.outputs.contains(&OutletId::new(id, 0)) {
+        return Ok(None);
+    }
+    Ok(next
+        .op_as::<WindowPool>()
+        .map(|pool| (next.id, pool.windows.clone())))
 }
 
 /// The geometry and packed weights of `conv`, or `None` where [`DirectConv`] cannot run it.
@@ -461,6 +509,7 @@ fn pack(conv: &Conv, inputs: &[&TypedFact], output: &TypedFact) -> Option<Packed
             bias,
             relu: false,
         },
+        pool: None,
         groupings,
     })
 }
@@ -661,5 +710,121 @@ mod tests {
         let symbolic = f32::fact(&[1.into(), 2.into(), length.clone()]);
         let symbolic_out = f32::fact(&[1.into(), 2.into(), length - 2]);
         assert!(pack(&conv(1), &[&symbolic, &kernel, &bias], &symbolic_out).is_none());
+    }
+
+    /// A model of a 2D convolution (5×5 kernel, padding 2) over `shape`, then a ReLU if
+    /// `relu`, then a 2×2 max pool, a padded 3×3 average pool or no pool.
+    fn conv_model(
+        seed: u64,
+        shape: [usize; 4],
+        outputs: usize,
+        relu: bool,
+        pool: usize,
+    ) -> TypedModel {
+        use tract_onnx::tract_core::ops::cnn::{MaxPool, SumPool};
+        use tract_onnx::tract_core::ops::math;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact(shape)).unwrap();
+        let k_shape = [outputs, shape[1], 5, 5];
+        let kernel =
+            Tensor::from_shape(&k_shape, &random(&mut rng, k_shape.iter().product())).unwrap();
+        let k = model.add_const("k", kernel).unwrap();
+        let bias = Tensor::from_shape(&[outputs], &random(&mut rng, outputs)).unwrap();
+        let b = model.add_const("b", bias).unwrap();
+        let spec = |kernel: usize, stride: usize, pad: usize, channels: usize| PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: tvec![kernel, kernel],
+            padding: PaddingSpec::Explicit(tvec![pad, pad], tvec![pad, pad]),
+            dilations: None,
+            strides: Some(tvec![stride, stride]),
+            input_channels: channels,
+            output_channels: channels,
+        };
+        let conv = Conv {
+            pool_spec: PoolSpec {
+                output_channels: outputs,
+                ..spec(5, 1, 2, shape[1])
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group: 1,
+            q_params: None,
+        };
+        let mut y = model.wire_node("conv", conv, &[x, k, b]).unwrap();
+        if relu {
+            let zero = model
+                .add_const("zero", Tensor::zero::<f32>(&[1, 1, 1, 1]).unwrap())
+                .unwrap();
+            y = model.wire_node("relu", math::max(), &[y[0], zero]).unwrap();
+        }
+        if pool == 1 {
+            let op = MaxPool {
+                pool_spec: spec(2, 2, 0, outputs),
+                with_index_outputs: None,
+            };
+            y = model.wire_node("pool", op, &y).unwrap();
+        } else if pool == 2 {
+            let op = SumPool {
+                pool_spec: spec(3, 1, 1, outputs),
+                count_include_pad: false,
+                normalize: true,
+            };
+            y = model.wire_node("pool", op, &y).unwrap();
+        }
+        model.select_output_outlets(&y).unwrap();
+        model
+    }
+
+    #[test]
+    fn a_relu_and_a_pool_after_a_convolution_are_folded_into_it() {
+        let mut rng = ChaCha8Rng::seed_from_u64(19);
+        for case in 0..12 {
+            let (relu, pool) = (case % 2 == 1, case / 2 % 3);
+            let shape = [
+                1 + case % 3 * 7,
+                rng.random_range(1..=4),
+                6,
+                rng.random_range(4..=9),
+            ];
+            let outputs = [8, 16, 40, 64, 70][case % 5];
+            let x = Tensor::from_shape(&shape, &random(&mut rng, shape.iter().product())).unwrap();
+            let run = |model: TypedModel| {
+                let out = model
+                    .into_runnable()
+                    .unwrap()
+                    .run(tvec![x.clone().into_tvalue()])
+                    .unwrap();
+                let plain = out[0].try_as_plain_ram().unwrap();
+                (
+                    out[0].shape().to_vec(),
+                    plain.as_slice::<f32>().unwrap().to_vec(),
+                )
+            };
+            let (want_shape, want) = run(conv_model(case as u64, shape, outputs, relu, pool));
+            let mut model = conv_model(case as u64, shape, outputs, relu, pool);
+            crate::pool::replace_pools(&mut model).unwrap();
+            assert_eq!(replace_convs(&mut model).unwrap(), 1);
+            let model = model.into_decluttered().unwrap();
+            let ops: Vec<_> = model
+                .nodes()
+                .iter()
+                .map(|n| n.op().name().to_string())
+                .collect();
+            let direct = ops.iter().filter(|o| *o == "DirectConv").count();
+            assert_eq!(direct, 1, "{ops:?}");
+            assert!(
+                ops.iter()
+                    .all(|o| o == "DirectConv" || o == "Source" || o == "Const"),
+                "{ops:?}"
+            );
+            let (shape, got) = run(model);
+            assert_eq!(shape, want_shape, "case {case}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() < 1e-5,
+                    "case {case} (relu {relu}, pool {pool}), {i}: {g} vs {w}"
+                );
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use crate::gemm::{LANES, Tap, Weights, constant_after, gemm, relu_after};
+use crate::gemm::{LANES, Tap, Taps, Weights, constant_after, gemm, relu_after};
 
 /// A dense layer: `out[r, o] = relu?(bias[o] + Σ_k x[r, k] · w[k, o])`.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ struct Layer {
     /// The output's axes.
     shape: TVec<Axis>,
     /// `(k, k)` for every input `k`: a row's taps, in [`gemm`]'s terms.
-    taps: Vec<Tap>,
+    taps: Taps,
     weights: Weights,
 }
 

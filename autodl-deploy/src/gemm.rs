@@ -20,6 +20,31 @@ pub(crate) struct Tap {
     pub(crate) row: usize,
 }
 
+/// The taps of a [`gemm`]'s rows, with how far they reach, found once when they are made
+/// (a [`gemm`] checks its bounds against these instead of reading every tap).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Taps {
+    list: Vec<Tap>,
+    /// One past the largest offset, and one past the largest weight row (0 for no taps).
+    reach: usize,
+    rows: usize,
+}
+
+impl FromIterator<Tap> for Taps {
+    fn from_iter<I: IntoIterator<Item = Tap>>(iter: I) -> Self {
+        let list: Vec<Tap> = iter.into_iter().collect();
+        let past = |f: fn(&Tap) -> usize| list.iter().map(f).max().map_or(0, |v| v + 1);
+        let (reach, rows) = (past(|t| t.offset), past(|t| t.row));
+        Taps { list, reach, rows }
+    }
+}
+
+impl Taps {
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
 /// The right-hand side of a [`gemm`].
 #[derive(Debug)]
 pub(crate) struct Weights {
@@ -69,24 +94,18 @@ pub(crate) fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<us
 /// `result[r * m + o] = bias[o] + Σ_t x[bases[r] + t.offset] · rows[t.row * m + o]` over the
 /// `taps` `t`, for every row `r` of `bases`, with `m = bias.len()`, a multiple of [`LANES`];
 /// then `max(0, ·)` if `weights.relu`.
-pub(crate) fn gemm(
-    x: &[f32],
-    bases: &[usize],
-    taps: &[Tap],
-    weights: &Weights,
-    result: &mut [f32],
-) {
+pub(crate) fn gemm(x: &[f32], bases: &[usize], taps: &Taps, weights: &Weights, result: &mut [f32]) {
     let m = weights.bias.len();
     assert!(m.is_multiple_of(LANES) && weights.rows.len().is_multiple_of(m.max(1)));
     assert!(result.len() == bases.len() * m);
     if bases.is_empty() {
         return;
     }
-    let furthest = |f: fn(&Tap) -> usize| taps.iter().map(f).max();
-    if let (Some(offset), Some(row)) = (furthest(|t| t.offset), furthest(|t| t.row)) {
-        assert!(bases.iter().max().copied().unwrap_or(0) + offset < x.len());
-        assert!((row + 1) * m <= weights.rows.len());
+    if !taps.list.is_empty() {
+        assert!(bases.iter().max().copied().unwrap_or(0) + taps.reach <= x.len());
+        assert!(taps.rows * m <= weights.rows.len());
     }
+    let taps = taps.list.as_slice();
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
         avx512::gemm(x, bases, taps, weights, result);
@@ -114,6 +133,44 @@ fn gemm_portable(x: &[f32], bases: &[usize], taps: &[Tap], weights: &Weights, re
             }
         }
     }
+}
+
+/// The kernel's tiles for the output columns from `first` of `m`: registers per row `V`, and
+/// rows per tile `R`, then `R2` and `R4` for the last rows (`R` where more than `R2` rows are
+/// left, `R2` where more than `R4`, else `R4`).
+const fn tiling(left: usize) -> [usize; 4] {
+    if left >= 4 * LANES {
+        [4, 6, 4, 2]
+    } else if left >= 2 * LANES {
+        [2, 12, 6, 3]
+    } else {
+        [1, 12, 6, 3]
+    }
+}
+
+/// The multiply-add slots a [`gemm`] of `rows` rows, `taps` taps and `m` columns takes on
+/// the AVX-512 kernel: rows repeated to fill a tile count, and a tile of fewer than eight
+/// registers counts as eight (its multiply-adds wait on each other's results).
+pub(crate) fn cost(rows: usize, taps: usize, m: usize) -> usize {
+    let mut slots = 0;
+    let mut first = 0;
+    while first < m {
+        let [v, r, r2, r4] = tiling(m - first);
+        let mut left = rows;
+        while left > 0 {
+            let tile = if left > r2 {
+                r
+            } else if left > r4 {
+                r2
+            } else {
+                r4
+            };
+            slots += (v * tile).max(8);
+            left -= tile.min(left);
+        }
+        first += v * LANES;
+    }
+    slots * taps
 }
 
 /// Whether the runner should put [`DirectConv`](crate::conv::DirectConv) and
@@ -171,10 +228,11 @@ mod avx512 {
         let mut first = 0;
         while first < m {
             let left = m - first;
-            // SAFETY (for the three calls): as in `gemm`; `first + V * LANES <= m`.
+            // The tiles of `tiling`. SAFETY (for the three calls): as in `gemm`;
+            // `first + V * LANES <= m`.
             unsafe {
                 if left >= 4 * LANES {
-                    columns::<4, 6, 3, 1>(x, bases, taps, weights, result, first);
+                    columns::<4, 6, 4, 2>(x, bases, taps, weights, result, first);
                     first += 4 * LANES;
                 } else if left >= 2 * LANES {
                     columns::<2, 12, 6, 3>(x, bases, taps, weights, result, first);
@@ -314,7 +372,7 @@ mod tests {
                 let weight_rows = rng.random_range(1..60);
                 let x = random(&mut rng, 300);
                 let bases: Vec<usize> = (0..rows).map(|_| rng.random_range(0..150)).collect();
-                let taps: Vec<Tap> = (0..k)
+                let taps: Taps = (0..k)
                     .map(|_| Tap {
                         offset: rng.random_range(0..150),
                         row: rng.random_range(0..weight_rows),
@@ -325,11 +383,11 @@ mod tests {
                     bias: random(&mut rng, m),
                     relu: rng.random(),
                 };
-                let want = gemm_reference(&x, &bases, &taps, &weights);
+                let want = gemm_reference(&x, &bases, &taps.list, &weights);
                 let mut fast = vec![f32::NAN; rows * m];
                 gemm(&x, &bases, &taps, &weights, &mut fast);
                 let mut portable = vec![f32::NAN; rows * m];
-                gemm_portable(&x, &bases, &taps, &weights, &mut portable);
+                gemm_portable(&x, &bases, &taps.list, &weights, &mut portable);
                 for (name, got) in [("gemm", &fast), ("portable", &portable)] {
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!(
@@ -349,12 +407,12 @@ mod tests {
             bias: vec![-1.0; 16],
             relu: true,
         };
-        let taps = [Tap { offset: 0, row: 0 }];
+        let taps: Taps = [Tap { offset: 0, row: 0 }].into_iter().collect();
         for (x, want) in [(f32::NAN, f32::NAN), (0.5, 0.0), (3.0, 2.0)] {
             let mut fast = vec![0.0; 16];
             gemm(&[x], &[0], &taps, &weights, &mut fast);
             let mut portable = vec![0.0; 16];
-            gemm_portable(&[x], &[0], &taps, &weights, &mut portable);
+            gemm_portable(&[x], &[0], &taps.list, &weights, &mut portable);
             for got in [fast[3], portable[3]] {
                 assert!(got == want || (got.is_nan() && want.is_nan()), "{x}: {got}");
             }
@@ -373,7 +431,7 @@ mod tests {
         gemm(
             &[0.0; 10],
             &[5],
-            &[Tap { offset: 5, row: 0 }],
+            &[Tap { offset: 5, row: 0 }].into_iter().collect(),
             &weights,
             &mut out,
         );
@@ -391,7 +449,7 @@ mod tests {
         gemm(
             &[0.0; 10],
             &[5],
-            &[Tap { offset: 0, row: 1 }],
+            &[Tap { offset: 0, row: 1 }].into_iter().collect(),
             &weights,
             &mut out,
         );

@@ -26,13 +26,13 @@ enum Reduce {
 }
 
 #[derive(Debug)]
-struct Windows {
+pub(crate) struct Windows {
     reduce: Reduce,
     /// Positions of one input map and of one output map.
-    in_len: usize,
-    out_len: usize,
+    pub(crate) in_len: usize,
+    pub(crate) out_len: usize,
     /// Output spatial dims (the last one or two of the output's shape).
-    out_dims: TVec<usize>,
+    pub(crate) out_dims: TVec<usize>,
     /// `offsets[starts[p]..starts[p + 1]]`: the input positions output position `p` reads.
     starts: Vec<usize>,
     offsets: Vec<usize>,
@@ -43,7 +43,7 @@ struct Windows {
 /// The op put in place of a [`MaxPool`] or [`SumPool`]; see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct WindowPool {
-    windows: Arc<Windows>,
+    pub(crate) windows: Arc<Windows>,
 }
 
 impl PartialEq for WindowPool {
@@ -112,6 +112,38 @@ impl TypedOp for WindowPool {
 }
 
 impl Windows {
+    /// Output position `q` of every channel at once, where `row(p)` holds input position
+    /// `p` of every channel: the same reduction, in the same order, as [`Windows::pool`].
+    pub(crate) fn pool_rows<'a>(
+        &self,
+        q: usize,
+        row: impl Fn(usize) -> &'a [f32],
+        pooled: &mut [f32],
+    ) {
+        let taps = &self.offsets[self.starts[q]..self.starts[q + 1]];
+        match self.reduce {
+            Reduce::Max => {
+                pooled.fill(f32::NEG_INFINITY);
+                for &p in taps {
+                    for (m, &v) in pooled.iter_mut().zip(row(p)) {
+                        *m = if v > *m { v } else { *m };
+                    }
+                }
+            }
+            Reduce::Mean { .. } | Reduce::Sum => {
+                pooled.fill(0.0);
+                for &p in taps {
+                    for (sum, &v) in pooled.iter_mut().zip(row(p)) {
+                        *sum += v;
+                    }
+                }
+                for sum in pooled.iter_mut() {
+                    *sum *= self.scale[q];
+                }
+            }
+        }
+    }
+
     fn pool(&self, map: &[f32], pooled: &mut [f32]) {
         for (p, out) in pooled.iter_mut().enumerate() {
             let taps = &self.offsets[self.starts[p]..self.starts[p + 1]];

@@ -472,8 +472,10 @@ fn plan_for_rows(
 }
 
 /// `model` typed, decluttered and optimised, with its pools replaced by
-/// [`WindowPool`](crate::pool::WindowPool)s and its convolutions by
-/// [`DirectConv`](crate::conv::DirectConv)s where that is faster.
+/// [`WindowPool`](crate::pool::WindowPool)s and, where the AVX-512 kernel runs, its
+/// convolutions by [`DirectConv`](crate::conv::DirectConv)s (which fold in a ReLU and a pool
+/// after them) and its matrix products by [`DirectDense`](crate::dense::DirectDense)s (which
+/// fold in a bias and a ReLU).
 fn optimized(model: InferenceModel) -> Result<TypedModel> {
     let mut typed = model.into_typed().map_err(runtime)?;
     typed.declutter().map_err(runtime)?;
