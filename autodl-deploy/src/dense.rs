@@ -7,7 +7,8 @@
 //! 52 and 72 GMAC/s and its packing took 140 of a call's 1,078 µs; onnxruntime does the
 //! whole call in 580 µs. This op reads the input rows where they are, holds 64 output
 //! columns of 6 rows in registers, and adds the bias and applies a ReLU that follow the
-//! product as the results are stored.
+//! product as the results are stored. Layers that each alone read the one before become one
+//! op, which takes a block of rows through all of them while the block is in cache.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use crate::gemm::{LANES, Tap, Taps, Weights, constant_after, gemm, relu_after};
 
 /// A dense layer: `out[r, o] = relu?(bias[o] + Σ_k x[r, k] · w[k, o])`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Layer {
     /// Inputs per row and outputs per row (before padding to [`LANES`]).
     inputs: usize,
@@ -42,15 +43,16 @@ enum Axis {
 }
 
 /// The op put in place of an [`EinSum`] that is a matrix product with a constant (and of
-/// the bias and ReLU after it); see the module documentation.
+/// the bias and ReLU after it), or of a chain of them where each alone reads the one
+/// before; see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectDense {
-    layer: Arc<Layer>,
+    layers: Arc<[Layer]>,
 }
 
 impl PartialEq for DirectDense {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.layer, &other.layer)
+        Arc::ptr_eq(&self.layers, &other.layers)
     }
 }
 
@@ -62,13 +64,14 @@ impl Op for DirectDense {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let l = &self.layer;
-        Ok(vec![format!(
-            "{} -> {}{}",
-            l.inputs,
-            l.outputs,
-            if l.weights.relu { ", relu" } else { "" }
-        )])
+        Ok(self
+            .layers
+            .iter()
+            .map(|l| {
+                let relu = if l.weights.relu { ", relu" } else { "" };
+                format!("{} -> {}{relu}", l.inputs, l.outputs)
+            })
+            .collect())
     }
 
     op_as_typed_op!();
@@ -79,15 +82,15 @@ impl EvalOp for DirectDense {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = &inputs[0];
-        let l = &*self.layer;
-        let n = input.len() / l.inputs;
-        ensure!(input.len() == n * l.inputs);
-        let shape: TVec<usize> = l
+        let (first, last) = (&self.layers[0], &self.layers[self.layers.len() - 1]);
+        let n = input.len() / first.inputs;
+        ensure!(input.len() == n * first.inputs);
+        let shape: TVec<usize> = last
             .shape
             .iter()
             .map(|axis| match axis {
                 Axis::Rows => n,
-                Axis::Column => l.outputs,
+                Axis::Column => last.outputs,
                 Axis::One => 1,
             })
             .collect();
@@ -95,7 +98,7 @@ impl EvalOp for DirectDense {
         {
             let x = input.try_as_plain_ram()?;
             let mut out = output.try_as_plain_ram_mut()?;
-            l.run(x.as_slice::<f32>()?, n, out.as_slice_mut::<f32>()?);
+            self.run(x.as_slice::<f32>()?, n, out.as_slice_mut::<f32>()?);
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -104,13 +107,13 @@ impl EvalOp for DirectDense {
 impl TypedOp for DirectDense {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs[0].datum_type == f32::datum_type());
-        let shape: TVec<TDim> = self
-            .layer
+        let last = &self.layers[self.layers.len() - 1];
+        let shape: TVec<TDim> = last
             .shape
             .iter()
             .map(|axis| match axis {
                 Axis::Rows => inputs[0].shape[0].clone(),
-                Axis::Column => self.layer.outputs.into(),
+                Axis::Column => last.outputs.into(),
                 Axis::One => 1.into(),
             })
             .collect();
@@ -120,35 +123,59 @@ impl TypedOp for DirectDense {
     as_op!();
 }
 
-impl Layer {
-    /// `n` rows of `x` into `out`, a pass of rows at a time so that a pass's inputs
-    /// (128 KiB) stay in the core's cache while each block of columns reads them.
+impl DirectDense {
+    /// `n` rows of `x` through every layer into `out`, a pass of rows at a time so that a
+    /// pass's inputs and results (128 KiB each) stay in the core's cache from one layer to
+    /// the next.
     fn run(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        let m = self.weights.bias.len();
-        let per_pass = (32_768 / self.inputs.max(m).max(1)).max(12) / 12 * 12;
-        let direct = m == self.outputs;
-        let mut result = if direct {
-            Vec::new()
-        } else {
-            vec![0f32; per_pass.min(n) * m]
-        };
-        let mut bases = Vec::with_capacity(per_pass.min(n));
+        let widest = self
+            .layers
+            .iter()
+            .map(|l| l.inputs.max(l.weights.bias.len()));
+        let widest = widest.max().unwrap_or(1).max(1);
+        let per_pass = ((32_768 / widest).max(12) / 12 * 12).min(n.max(1));
+        let scratch_len = per_pass * widest;
+        let (mut even, mut odd) = (vec![0f32; scratch_len], vec![0f32; scratch_len]);
+        let mut bases = Vec::with_capacity(per_pass);
+        let last = self.layers.len() - 1;
         for first in (0..n).step_by(per_pass) {
             let count = per_pass.min(n - first);
-            let rows = &x[first * self.inputs..(first + count) * self.inputs];
-            bases.clear();
-            bases.extend((0..count).map(|r| r * self.inputs));
-            let out = &mut out[first * self.outputs..(first + count) * self.outputs];
-            if direct {
-                gemm(rows, &bases, &self.taps, &self.weights, out);
-            } else {
-                let result = &mut result[..count * m];
-                gemm(rows, &bases, &self.taps, &self.weights, result);
-                for (o, r) in out
-                    .chunks_exact_mut(self.outputs)
-                    .zip(result.chunks_exact(m))
-                {
-                    o.copy_from_slice(&r[..self.outputs]);
+            for (i, layer) in self.layers.iter().enumerate() {
+                let m = layer.weights.bias.len();
+                // Layer i reads the rows layer i - 1 wrote (of its padded width), the first
+                // reads `x`, and each writes the buffer the one before did not.
+                let (read, write) = if i % 2 == 0 {
+                    (&odd, &mut even)
+                } else {
+                    (&even, &mut odd)
+                };
+                let (rows, stride) = match i.checked_sub(1).map(|p| &self.layers[p]) {
+                    None => (
+                        &x[first * layer.inputs..(first + count) * layer.inputs],
+                        layer.inputs,
+                    ),
+                    Some(before) => {
+                        let width = before.weights.bias.len();
+                        (&read[..count * width], width)
+                    }
+                };
+                bases.clear();
+                bases.extend((0..count).map(|r| r * stride));
+                let span = first * layer.outputs..(first + count) * layer.outputs;
+                if i == last && m == layer.outputs {
+                    gemm(rows, &bases, &layer.taps, &layer.weights, &mut out[span]);
+                    continue;
+                }
+                let result = &mut write[..count * m];
+                gemm(rows, &bases, &layer.taps, &layer.weights, result);
+                if i == last {
+                    let out = &mut out[span];
+                    for (o, r) in out
+                        .chunks_exact_mut(layer.outputs)
+                        .zip(result.chunks_exact(m))
+                    {
+                        o.copy_from_slice(&r[..layer.outputs]);
+                    }
                 }
             }
         }
@@ -197,14 +224,61 @@ pub(crate) fn replace_dense(model: &mut TypedModel) -> TractResult<usize> {
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, x)?;
         let op = DirectDense {
-            layer: Arc::new(layer),
+            layers: Arc::new([layer]),
         };
         let wire = patch.wire_node(name, op, &[input])?;
         patch.shunt_outside(model, OutletId::new(last, 0), wire[0])?;
         patch.apply(model)?;
         replaced += 1;
     }
+    chain(model)?;
     Ok(replaced)
+}
+
+/// Merges each [`DirectDense`] into the one before it where it alone reads that one's
+/// output (not a model output) as its rows.
+fn chain(model: &mut TypedModel) -> TractResult<()> {
+    // Merged nodes are added at the end, where this loop still reaches them.
+    let mut id = 0;
+    while id < model.nodes().len() {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<DirectDense>() else {
+            id += 1;
+            continue;
+        };
+        let next = model.single_succ(id)?;
+        let next_op = next.and_then(|n| n.op_as::<DirectDense>());
+        let joins = next_op.is_some_and(|next_op| {
+            let width = op.layers[op.layers.len() - 1].outputs;
+            next_op.layers[0].inputs == width
+        });
+        let (Some(next), Some(next_op), true) = (next, next_op, joins) else {
+            id += 1;
+            continue;
+        };
+        if model.outputs.contains(&OutletId::new(id, 0)) {
+            id += 1;
+            continue;
+        }
+        // Layers are built once and shared by plans; a merged op holds copies.
+        let layers: Vec<Layer> = op
+            .layers
+            .iter()
+            .chain(next_op.layers.iter())
+            .cloned()
+            .collect();
+        let (name, input, next_id) = (node.name.clone(), node.inputs[0], next.id);
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, input)?;
+        let op = DirectDense {
+            layers: layers.into(),
+        };
+        let wire = patch.wire_node(name, op, &[input])?;
+        patch.shunt_outside(model, OutletId::new(next_id, 0), wire[0])?;
+        patch.apply(model)?;
+        id += 1;
+    }
+    Ok(())
 }
 
 /// The layer of `einsum` (of `x` by the constant `w`, with a zero bias), or `None` where
@@ -439,5 +513,55 @@ mod tests {
         let y = variable.wire_node("product", op, &[x, w]).unwrap();
         variable.select_output_outlets(&y).unwrap();
         assert_eq!(replace_dense(&mut variable).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_chain_of_layers_becomes_one_op_and_computes_the_same() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        // Widths across the kernel's column blocks; 600 rows take several passes.
+        let widths = [20, 70, 16, 33, 5];
+        for rows in [1, 7, 600] {
+            let build = |rng: &mut ChaCha8Rng| {
+                let mut model = TypedModel::default();
+                let mut y = model.add_source("x", f32::fact([rows, widths[0]])).unwrap();
+                for (i, pair) in widths.windows(2).enumerate() {
+                    let w = model.add_const(format!("w{i}"), tensor(rng, pair)).unwrap();
+                    let op = EinSum::new("mk,kn->mn".parse().unwrap(), f32::datum_type());
+                    y = model.wire_node(format!("product{i}"), op, &[y, w]).unwrap()[0];
+                    let b = model
+                        .add_const(format!("b{i}"), tensor(rng, &[1, pair[1]]))
+                        .unwrap();
+                    y = model
+                        .wire_node(format!("bias{i}"), math::add(), &[y, b])
+                        .unwrap()[0];
+                    if i % 2 == 0 {
+                        let zero = Tensor::zero::<f32>(&[1, 1]).unwrap();
+                        let z = model.add_const(format!("zero{i}"), zero).unwrap();
+                        y = model
+                            .wire_node(format!("relu{i}"), math::max(), &[y, z])
+                            .unwrap()[0];
+                    }
+                }
+                model.select_output_outlets(&[y]).unwrap();
+                model
+            };
+            let seed = rng.random();
+            let x = tensor(&mut rng, &[rows, widths[0]]);
+            let (want_shape, want) = run(build(&mut ChaCha8Rng::seed_from_u64(seed)), &x);
+            let mut model = build(&mut ChaCha8Rng::seed_from_u64(seed));
+            assert_eq!(replace_dense(&mut model).unwrap(), 4);
+            let model = model.into_decluttered().unwrap();
+            let ops: Vec<_> = model
+                .nodes()
+                .iter()
+                .map(|n| n.op().name().to_string())
+                .collect();
+            assert_eq!(ops, ["Source", "DirectDense"], "{rows} rows");
+            let (shape, got) = run(model, &x);
+            assert_eq!(shape, want_shape);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 1e-4, "{rows} rows, {i}: {g} vs {w}");
+            }
+        }
     }
 }

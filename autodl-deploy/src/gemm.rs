@@ -22,7 +22,7 @@ pub(crate) struct Tap {
 
 /// The taps of a [`gemm`]'s rows, with how far they reach, found once when they are made
 /// (a [`gemm`] checks its bounds against these instead of reading every tap).
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Taps {
     list: Vec<Tap>,
     /// One past the largest offset, and one past the largest weight row (0 for no taps).
@@ -46,7 +46,7 @@ impl Taps {
 }
 
 /// The right-hand side of a [`gemm`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Weights {
     /// `rows[k * m + o]`, with `m = bias.len()`, a multiple of [`LANES`].
     pub(crate) rows: Vec<f32>,
