@@ -75,13 +75,7 @@ pub(crate) struct DirectConv {
     packed: Arc<Packed>,
 }
 
-impl PartialEq for DirectConv {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.packed, &other.packed)
-    }
-}
-
-impl Eq for DirectConv {}
+equal_when_shared!(DirectConv, packed);
 
 impl Op for DirectConv {
     fn name(&self) -> StaticName {

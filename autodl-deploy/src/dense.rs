@@ -50,13 +50,7 @@ pub(crate) struct DirectDense {
     layers: Arc<[Layer]>,
 }
 
-impl PartialEq for DirectDense {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.layers, &other.layers)
-    }
-}
-
-impl Eq for DirectDense {}
+equal_when_shared!(DirectDense, layers);
 
 impl Op for DirectDense {
     fn name(&self) -> StaticName {

@@ -430,39 +430,32 @@ mod tests {
         }
     }
 
-    #[test]
-    #[should_panic]
-    fn gemm_refuses_offsets_beyond_the_input() {
+    /// A [`gemm`] of one row at base 5 of 10 inputs, through `tap`, with one weight row.
+    fn gemm_one_row_through(tap: Tap) {
         let weights = Weights {
             rows: vec![0.0; 16],
             bias: vec![0.0; 16],
             relu: false,
         };
         let mut out = vec![0.0; 16];
-        gemm(
-            &[0.0; 10],
-            &[5],
-            &[Tap { offset: 5, row: 0 }].into_iter().collect(),
-            &weights,
-            &mut out,
-        );
+        let taps = [tap].into_iter().collect();
+        gemm(&[0.0; 10], &[5], &taps, &weights, &mut out);
+    }
+
+    #[test]
+    fn gemm_reads_up_to_the_last_input_and_weight_row() {
+        gemm_one_row_through(Tap { offset: 4, row: 0 });
+    }
+
+    #[test]
+    #[should_panic]
+    fn gemm_refuses_offsets_beyond_the_input() {
+        gemm_one_row_through(Tap { offset: 5, row: 0 });
     }
 
     #[test]
     #[should_panic]
     fn gemm_refuses_weight_rows_beyond_the_weights() {
-        let weights = Weights {
-            rows: vec![0.0; 16],
-            bias: vec![0.0; 16],
-            relu: false,
-        };
-        let mut out = vec![0.0; 16];
-        gemm(
-            &[0.0; 10],
-            &[5],
-            &[Tap { offset: 0, row: 1 }].into_iter().collect(),
-            &weights,
-            &mut out,
-        );
+        gemm_one_row_through(Tap { offset: 0, row: 1 });
     }
 }

@@ -31,6 +31,21 @@
 //! let y = runner.run(&x).unwrap();
 //! ```
 
+/// `PartialEq` and `Eq` for one of our tract ops, whose data sit in an `Arc` made once when a
+/// plan is built: two ops are equal when they share it (tract compares ops while it
+/// optimises a plan; comparing their contents would be slow and says nothing more).
+macro_rules! equal_when_shared {
+    ($op:ty, $field:ident) => {
+        impl PartialEq for $op {
+            fn eq(&self, other: &Self) -> bool {
+                std::sync::Arc::ptr_eq(&self.$field, &other.$field)
+            }
+        }
+
+        impl Eq for $op {}
+    };
+}
+
 mod compress;
 mod conv;
 mod dense;

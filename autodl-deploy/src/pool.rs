@@ -46,13 +46,7 @@ pub(crate) struct WindowPool {
     pub(crate) windows: Arc<Windows>,
 }
 
-impl PartialEq for WindowPool {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.windows, &other.windows)
-    }
-}
-
-impl Eq for WindowPool {}
+equal_when_shared!(WindowPool, windows);
 
 impl Op for WindowPool {
     fn name(&self) -> StaticName {
