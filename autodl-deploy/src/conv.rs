@@ -266,7 +266,8 @@ impl Packed {
 /// Puts a [`DirectConv`] in place of every convolution of `model` that it can run: f32, one
 /// group, NC(H)W data of known height and width, an OI(H)W constant kernel and a constant
 /// bias, explicit or no padding. A ReLU (`max` with a constant zero) that alone reads the
-/// convolution is folded into it. Returns how many it replaced.
+/// convolution, and a [`WindowPool`] that alone reads that, are folded into it. Returns how
+/// many it replaced.
 pub(crate) fn replace_convs(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in 0..model.nodes().len() {
