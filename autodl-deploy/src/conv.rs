@@ -16,7 +16,8 @@
 //! runs with its own taps: a 5×5 kernel over a 4×4 map with padding 2 does 196 of its 400
 //! multiplications per channel that way (it is chosen where each group still has enough
 //! rows for the kernel's tiles, which on small batches it may not). A ReLU that alone reads
-//! the convolution is applied as the results are stored.
+//! the convolution is applied as the results are stored, and a pool that alone reads those
+//! pools the result rows, all channels at once, before they are put in NC(H)W order.
 //!
 //! The arithmetic is the same sum in a different order: results agree with tract's
 //! convolution to float rounding (the tests hold them to 1e-5 of an f64 reference).
@@ -29,7 +30,7 @@ use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use crate::gemm::{LANES, Tap, Taps, Weights, gemm};
+use crate::gemm::{LANES, Tap, Taps, Weights, gemm, replace_run, sole_reader};
 use crate::pool::{WindowPool, Windows};
 
 /// A convolution's geometry, with its weights packed for [`gemm`].
@@ -285,7 +286,7 @@ pub(crate) fn replace_convs(model: &mut TypedModel) -> TractResult<usize> {
             continue;
         };
         replaced += 1;
-        let (name, inputs) = (node.name.clone(), node.inputs.clone());
+        let inputs = node.inputs.clone();
         let mut last = id;
         if let Some(relu) = crate::gemm::relu_after(model, last)? {
             packed.weights.relu = true;
@@ -297,30 +298,20 @@ pub(crate) fn replace_convs(model: &mut TypedModel) -> TractResult<usize> {
             packed.pool = Some(windows);
             last = pool;
         }
-        let mut patch = TypedModelPatch::default();
-        let taps = patch.taps(model, &inputs)?;
         let op = DirectConv {
             packed: Arc::new(packed),
         };
-        let wire = patch.wire_node(name, op, &taps)?;
-        patch.shunt_outside(model, OutletId::new(last, 0), wire[0])?;
-        patch.apply(model)?;
+        replace_run(model, id, last, &inputs, op)?;
     }
     Ok(replaced)
 }
 
-/// Node `id`'s only reader, where that is a [`WindowPool`] and `id`'s output is not a model
-/// output: its id and windows.
+/// Node `id`'s [`sole_reader`], where that is a [`WindowPool`]: its id and windows.
 fn pool_after(model: &TypedModel, id: usize) -> TractResult<Option<(usize, Arc<Windows>)>> {
-    let Some(next) = model.single_succ(id)? else {
-        return Ok(None);
-    };
-    if model.outputs.contains(&OutletId::new(id, 0)) {
-        return Ok(None);
-    }
-    Ok(next
-        .op_as::<WindowPool>()
-        .map(|pool| (next.id, pool.windows.clone())))
+    Ok(sole_reader(model, id)?.and_then(|next| {
+        let pool = next.op_as::<WindowPool>()?;
+        Some((next.id, pool.windows.clone()))
+    }))
 }
 
 /// The geometry and packed weights of `conv`, or `None` where [`DirectConv`] cannot run it.

@@ -16,7 +16,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use crate::gemm::{LANES, Tap, Taps, Weights, constant_after, gemm, relu_after};
+use crate::gemm::{
+    LANES, Tap, Taps, Weights, constant_after, gemm, relu_after, replace_run, sole_reader,
+};
 
 /// A dense layer: `out[r, o] = relu?(bias[o] + Σ_k x[r, k] · w[k, o])`.
 #[derive(Debug, Clone)]
@@ -196,7 +198,7 @@ pub(crate) fn replace_dense(model: &mut TypedModel) -> TractResult<usize> {
         let Some(mut layer) = layer else {
             continue;
         };
-        let (name, x) = (node.name.clone(), node.inputs[0]);
+        let x = node.inputs[0];
         let mut last = id;
         if let Some((add, bias)) = constant_after(model, last, "Add")? {
             let fits = bias.rank() <= 2
@@ -215,14 +217,10 @@ pub(crate) fn replace_dense(model: &mut TypedModel) -> TractResult<usize> {
             layer.weights.relu = true;
             last = relu;
         }
-        let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, x)?;
         let op = DirectDense {
             layers: Arc::new([layer]),
         };
-        let wire = patch.wire_node(name, op, &[input])?;
-        patch.shunt_outside(model, OutletId::new(last, 0), wire[0])?;
-        patch.apply(model)?;
+        replace_run(model, id, last, &[x], op)?;
         replaced += 1;
     }
     chain(model)?;
@@ -240,7 +238,7 @@ fn chain(model: &mut TypedModel) -> TractResult<()> {
             id += 1;
             continue;
         };
-        let next = model.single_succ(id)?;
+        let next = sole_reader(model, id)?;
         let next_op = next.and_then(|n| n.op_as::<DirectDense>());
         let joins = next_op.is_some_and(|next_op| {
             let width = op.layers[op.layers.len() - 1].outputs;
@@ -250,10 +248,6 @@ fn chain(model: &mut TypedModel) -> TractResult<()> {
             id += 1;
             continue;
         };
-        if model.outputs.contains(&OutletId::new(id, 0)) {
-            id += 1;
-            continue;
-        }
         // Layers are built once and shared by plans; a merged op holds copies.
         let layers: Vec<Layer> = op
             .layers
@@ -261,15 +255,11 @@ fn chain(model: &mut TypedModel) -> TractResult<()> {
             .chain(next_op.layers.iter())
             .cloned()
             .collect();
-        let (name, input, next_id) = (node.name.clone(), node.inputs[0], next.id);
-        let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, input)?;
+        let (input, next_id) = (node.inputs[0], next.id);
         let op = DirectDense {
             layers: layers.into(),
         };
-        let wire = patch.wire_node(name, op, &[input])?;
-        patch.shunt_outside(model, OutletId::new(next_id, 0), wire[0])?;
-        patch.apply(model)?;
+        replace_run(model, id, next_id, &[input], op)?;
         id += 1;
     }
     Ok(())

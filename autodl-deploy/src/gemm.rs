@@ -55,15 +55,40 @@ pub(crate) struct Weights {
     pub(crate) relu: bool,
 }
 
-/// Node `id`'s only reader, where that is a binary op named `op` (tract's `"Add"`, `"Max"`)
-/// of `id`'s output and a constant, whose output has `id`'s output's shape, and `id`'s output
-/// is not a model output: the reader's id and the constant.
+/// Node `id`'s only reader, where `id`'s output is not a model output (so that the reader
+/// can be folded into what replaces `id`).
+pub(crate) fn sole_reader(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
+    if model.outputs.contains(&OutletId::new(id, 0)) {
+        return Ok(None);
+    }
+    model.single_succ(id)
+}
+
+/// Replaces nodes `first` to `last` (a run in which each node's [`sole_reader`] is the next)
+/// by `op`, wired to `inputs` (outlets of nodes before the run) under `first`'s name.
+pub(crate) fn replace_run(
+    model: &mut TypedModel,
+    first: usize,
+    last: usize,
+    inputs: &[OutletId],
+    op: impl TypedOp,
+) -> TractResult<()> {
+    let mut patch = TypedModelPatch::default();
+    let taps = patch.taps(model, inputs)?;
+    let wire = patch.wire_node(model.node(first).name.clone(), op, &taps)?;
+    patch.shunt_outside(model, OutletId::new(last, 0), wire[0])?;
+    patch.apply(model)
+}
+
+/// Node `id`'s [`sole_reader`], where that is a binary op named `op` (tract's `"Add"`,
+/// `"Max"`) of `id`'s output and a constant, whose output has `id`'s output's shape: the
+/// reader's id and the constant.
 pub(crate) fn constant_after(
     model: &TypedModel,
     id: usize,
     op: &str,
 ) -> TractResult<Option<(usize, Arc<Tensor>)>> {
-    let Some(next) = model.single_succ(id)? else {
+    let Some(next) = sole_reader(model, id)? else {
         return Ok(None);
     };
     let named = next
@@ -71,7 +96,6 @@ pub(crate) fn constant_after(
         .is_some_and(|bin| bin.0.name() == op);
     if !named
         || next.inputs.len() != 2
-        || model.outputs.contains(&OutletId::new(id, 0))
         || next.outputs[0].fact.shape != model.node(id).outputs[0].fact.shape
     {
         return Ok(None);
