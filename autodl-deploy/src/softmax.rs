@@ -49,7 +49,7 @@ impl TypedOp for RowSoftmax {
 /// The softmax of each row of `row_len` values of `data`, in place. The exponentials are taken
 /// over the whole buffer in one loop, which the compiler vectorises. A row with a NaN (or
 /// +∞) comes out all NaN, as from onnxruntime.
-fn softmax_rows(data: &mut [f32], row_len: usize) {
+pub(crate) fn softmax_rows(data: &mut [f32], row_len: usize) {
     if row_len == 0 {
         return;
     }
@@ -79,7 +79,8 @@ fn exp_nonpositive(x: f32) -> f32 {
     // Rounded to nearest by adding and taking away 1.5·2^23 (|x·log2 e| < 2^22 here):
     // `round` would be a call per value on the baseline x86-64 target, and not vectorised.
     const SHIFT: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
+    let shifted = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = shifted - SHIFT;
     // ln 2 in two parts, so x − n·ln 2 is exact enough.
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -87,8 +88,12 @@ fn exp_nonpositive(x: f32) -> f32 {
         * r
         + 0.5;
     let y = p * r * r + r + 1.0;
-    // n is in −126..=0 here (NaN casts to 0 and y is NaN), so the exponent is normal.
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // n is in −126..=0 here, so the exponent is normal. It is read as an integer from the
+    // rounding's bits (SHIFT + n is exact, n in its low mantissa bits) rather than cast with
+    // `as i32`, whose saturating, NaN-to-zero semantics kept the loop from being vectorised;
+    // for a NaN, y is NaN whatever the power.
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+    y * f32::from_bits((n_int.wrapping_add(127) as u32) << 23)
 }
 
 /// Puts [`RowSoftmax`] in place of each f32 softmax over the last axis whose rows are not a
