@@ -490,11 +490,7 @@ fn pack(conv: &Conv, inputs: &[&TypedFact], output: &TypedFact) -> Option<Packed
         out_size,
         bases,
         offsets,
-        weights: Weights {
-            rows: weights,
-            bias,
-            relu: false,
-        },
+        weights: Weights::new(&weights, bias),
         pool: None,
         groupings,
     })

@@ -360,11 +360,7 @@ fn layer(einsum: &EinSum, x: &TypedFact, w: &TypedFact) -> Option<Layer> {
         outputs,
         shape,
         taps: (0..inputs).map(|k| Tap { offset: k, row: k }).collect(),
-        weights: Weights {
-            rows,
-            bias: vec![0.0; m],
-            relu: false,
-        },
+        weights: Weights::new(&rows, vec![0.0; m]),
     })
 }
 

@@ -48,11 +48,59 @@ impl Taps {
 /// The right-hand side of a [`gemm`].
 #[derive(Debug, Clone)]
 pub(crate) struct Weights {
-    /// `rows[k * m + o]`, with `m = bias.len()`, a multiple of [`LANES`].
-    pub(crate) rows: Vec<f32>,
+    /// The matrix of `K` rows of `m = bias.len()` columns (a multiple of [`LANES`]) in the
+    /// kernel's column [`blocks`]: the block of columns `first..first + width` holds its `K`
+    /// rows of `width` one after another from `first * K`, so a tile reads its weights as one
+    /// stream rather than a piece of every `m`-long row (which, 1 KiB apart for 256 columns,
+    /// fall into a quarter of the L1 cache's sets).
+    packed: Vec<f32>,
     pub(crate) bias: Vec<f32>,
     /// Whether results below zero are stored as zero.
     pub(crate) relu: bool,
+}
+
+impl Weights {
+    /// The matrix `rows[k * m + o]`, with `m = bias.len()`, a multiple of [`LANES`]; no ReLU.
+    pub(crate) fn new(rows: &[f32], bias: Vec<f32>) -> Self {
+        let m = bias.len();
+        assert!(m.is_multiple_of(LANES) && rows.len().is_multiple_of(m.max(1)));
+        let k = rows.len() / m.max(1);
+        let mut packed = Vec::with_capacity(rows.len());
+        for (first, width) in blocks(m) {
+            for row in rows.chunks_exact(m).take(k) {
+                packed.extend_from_slice(&row[first..first + width]);
+            }
+        }
+        Weights {
+            packed,
+            bias,
+            relu: false,
+        }
+    }
+
+    /// Rows of the matrix.
+    fn k(&self) -> usize {
+        self.packed.len() / self.bias.len().max(1)
+    }
+
+    /// The block of columns from `first`, `width` wide, as [`Weights::packed`] holds it.
+    fn block(&self, first: usize, width: usize) -> &[f32] {
+        let k = self.k();
+        &self.packed[first * k..(first + width) * k]
+    }
+}
+
+/// The kernel's column blocks of `m` columns, as `(first, width)`: widths of [`tiling`]'s
+/// registers per row.
+fn blocks(m: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut first = 0;
+    std::iter::from_fn(move || {
+        (first < m).then(|| {
+            let width = tiling(m - first)[0] * LANES;
+            first += width;
+            (first - width, width)
+        })
+    })
 }
 
 /// Node `id`'s only reader, where `id`'s output is not a model output (so that the reader
@@ -120,14 +168,14 @@ pub(crate) fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<us
 /// then `max(0, ·)` if `weights.relu`.
 pub(crate) fn gemm(x: &[f32], bases: &[usize], taps: &Taps, weights: &Weights, result: &mut [f32]) {
     let m = weights.bias.len();
-    assert!(m.is_multiple_of(LANES) && weights.rows.len().is_multiple_of(m.max(1)));
+    assert!(m.is_multiple_of(LANES) && weights.packed.len().is_multiple_of(m.max(1)));
     assert!(result.len() == bases.len() * m);
     if bases.is_empty() {
         return;
     }
     if !taps.list.is_empty() {
         assert!(bases.iter().max().copied().unwrap_or(0) + taps.reach <= x.len());
-        assert!(taps.rows * m <= weights.rows.len());
+        assert!(taps.rows * m <= weights.packed.len());
     }
     let taps = taps.list.as_slice();
     #[cfg(target_arch = "x86_64")]
@@ -138,16 +186,21 @@ pub(crate) fn gemm(x: &[f32], bases: &[usize], taps: &Taps, weights: &Weights, r
     gemm_portable(x, bases, taps, weights, result);
 }
 
-/// [`gemm`] in plain Rust: one output row at a time, a multiply-add of a weight row per tap.
+/// [`gemm`] in plain Rust: one output row and column block at a time, a multiply-add of a
+/// block's weight row per tap.
 fn gemm_portable(x: &[f32], bases: &[usize], taps: &[Tap], weights: &Weights, result: &mut [f32]) {
     let m = weights.bias.len();
     for (row, &base) in result.chunks_exact_mut(m).zip(bases) {
         row.copy_from_slice(&weights.bias);
-        for tap in taps {
-            let value = x[base + tap.offset];
-            let w = &weights.rows[tap.row * m..(tap.row + 1) * m];
-            for (r, w) in row.iter_mut().zip(w) {
-                *r += value * w;
+        for (first, width) in blocks(m) {
+            let block = weights.block(first, width);
+            let row = &mut row[first..first + width];
+            for tap in taps {
+                let value = x[base + tap.offset];
+                let w = &block[tap.row * width..(tap.row + 1) * width];
+                for (r, w) in row.iter_mut().zip(w) {
+                    *r += value * w;
+                }
             }
         }
         if weights.relu {
@@ -177,8 +230,7 @@ const fn tiling(left: usize) -> [usize; 4] {
 /// registers counts as eight (its multiply-adds wait on each other's results).
 pub(crate) fn cost(rows: usize, taps: usize, m: usize) -> usize {
     let mut slots = 0;
-    let mut first = 0;
-    while first < m {
+    for (first, _) in blocks(m) {
         let [v, r, r2, r4] = tiling(m - first);
         let mut left = rows;
         while left > 0 {
@@ -192,7 +244,6 @@ pub(crate) fn cost(rows: usize, taps: usize, m: usize) -> usize {
             slots += (v * tile).max(8);
             left -= tile.min(left);
         }
-        first += v * LANES;
     }
     slots * taps
 }
@@ -248,35 +299,31 @@ mod avx512 {
         weights: &Weights,
         result: &mut [f32],
     ) {
-        let m = weights.bias.len();
-        let mut first = 0;
-        while first < m {
-            let left = m - first;
-            // The tiles of `tiling`. SAFETY (for the three calls): as in `gemm`;
-            // `first + V * LANES <= m`.
+        for (first, width) in super::blocks(weights.bias.len()) {
+            let block = weights.block(first, width);
+            // The tiles of `tiling`, whose widths `blocks` gave. SAFETY (for the three
+            // calls): as in `gemm`; `block` holds the weight rows of columns
+            // `first..first + width`, `width` each.
             unsafe {
-                if left >= 4 * LANES {
-                    columns::<4, 6, 4, 2>(x, bases, taps, weights, result, first);
-                    first += 4 * LANES;
-                } else if left >= 2 * LANES {
-                    columns::<2, 12, 6, 3>(x, bases, taps, weights, result, first);
-                    first += 2 * LANES;
-                } else {
-                    columns::<1, 12, 6, 3>(x, bases, taps, weights, result, first);
-                    first += LANES;
+                match width / LANES {
+                    4 => columns::<4, 6, 4, 2>(x, bases, taps, block, weights, result, first),
+                    2 => columns::<2, 12, 6, 3>(x, bases, taps, block, weights, result, first),
+                    _ => columns::<1, 12, 6, 3>(x, bases, taps, block, weights, result, first),
                 }
             }
         }
     }
 
-    /// Output columns `first..first + V * LANES` of every row, `R` rows at a time; the last
-    /// rows take a tile of `R2` or `R4` rows (about a half and a quarter of `R`) where that is
-    /// enough.
+    /// Output columns `first..first + V * LANES` of every row (whose weights `block` holds,
+    /// `V * LANES` per weight row), `R` rows at a time; the last rows take a tile of `R2` or
+    /// `R4` rows (about a half and a quarter of `R`) where that is enough.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn columns<const V: usize, const R: usize, const R2: usize, const R4: usize>(
         x: &[f32],
         bases: &[usize],
         taps: &[Tap],
+        block: &[f32],
         weights: &Weights,
         result: &mut [f32],
         first: usize,
@@ -288,24 +335,25 @@ mod avx512 {
             // SAFETY: as in `gemm`; `tile` writes only the first rows of `out`.
             unsafe {
                 row += if rows.len() > R2 {
-                    tile::<V, R>(x, rows, taps, weights, out, first)
+                    tile::<V, R>(x, rows, taps, block, weights, out, first)
                 } else if rows.len() > R4 {
-                    tile::<V, R2>(x, rows, taps, weights, out, first)
+                    tile::<V, R2>(x, rows, taps, block, weights, out, first)
                 } else {
-                    tile::<V, R4>(x, rows, taps, weights, out, first)
+                    tile::<V, R4>(x, rows, taps, block, weights, out, first)
                 };
             }
         }
     }
 
     /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
-    /// columns `first..first + V * LANES`, into the first rows of `out`; returns how many rows
-    /// it wrote.
+    /// columns `first..first + V * LANES` (their weights in `block`), into the first rows of
+    /// `out`; returns how many rows it wrote.
     #[inline(always)]
     unsafe fn tile<const V: usize, const R: usize>(
         x: &[f32],
         rows: &[usize],
         taps: &[Tap],
+        block: &[f32],
         weights: &Weights,
         out: &mut [f32],
         first: usize,
@@ -323,9 +371,9 @@ mod avx512 {
                     a[v] = b;
                 }
             }
-            let w = weights.rows.as_ptr().add(first);
+            let w = block.as_ptr();
             for tap in taps {
-                let w = w.add(tap.row * m);
+                let w = w.add(tap.row * V * LANES);
                 let mut wv = [_mm512_setzero_ps(); V];
                 for (v, slot) in wv.iter_mut().enumerate() {
                     *slot = _mm512_loadu_ps(w.add(v * LANES));
@@ -369,11 +417,12 @@ mod tests {
     }
 
     /// `gemm`'s definition, in f64, with the sum of the terms' magnitudes (what f32
-    /// rounding error scales with).
+    /// rounding error scales with), for `weights` made from `rows`.
     fn gemm_reference(
         x: &[f32],
         bases: &[usize],
         taps: &[Tap],
+        rows: &[f32],
         weights: &Weights,
     ) -> Vec<(f64, f64)> {
         let m = weights.bias.len();
@@ -382,7 +431,7 @@ mod tests {
             for o in 0..m {
                 let terms = taps
                     .iter()
-                    .map(|t| x[base + t.offset] as f64 * weights.rows[t.row * m + o] as f64);
+                    .map(|t| x[base + t.offset] as f64 * rows[t.row * m + o] as f64);
                 let sum = terms.clone().sum::<f64>() + weights.bias[o] as f64;
                 let magnitude = terms.map(f64::abs).sum::<f64>() + weights.bias[o].abs() as f64;
                 out.push((if weights.relu { sum.max(0.0) } else { sum }, magnitude));
@@ -413,12 +462,13 @@ mod tests {
                         row: rng.random_range(0..weight_rows),
                     })
                     .collect();
+                let matrix = random(&mut rng, weight_rows * m);
+                let bias = random(&mut rng, m);
                 let weights = Weights {
-                    rows: random(&mut rng, weight_rows * m),
-                    bias: random(&mut rng, m),
                     relu: rng.random(),
+                    ..Weights::new(&matrix, bias)
                 };
-                let want = gemm_reference(&x, &bases, &taps.list, &weights);
+                let want = gemm_reference(&x, &bases, &taps.list, &matrix, &weights);
                 let mut fast = vec![f32::NAN; rows * m];
                 gemm(&x, &bases, &taps, &weights, &mut fast);
                 let mut portable = vec![f32::NAN; rows * m];
@@ -438,9 +488,8 @@ mod tests {
     #[test]
     fn a_fused_relu_keeps_nan() {
         let weights = Weights {
-            rows: vec![1.0; 16],
-            bias: vec![-1.0; 16],
             relu: true,
+            ..Weights::new(&[1.0; 16], vec![-1.0; 16])
         };
         let taps: Taps = [Tap { offset: 0, row: 0 }].into_iter().collect();
         for (x, want) in [(f32::NAN, f32::NAN), (0.5, 0.0), (3.0, 2.0)] {
@@ -456,11 +505,7 @@ mod tests {
 
     /// A [`gemm`] of one row at base 5 of 10 inputs, through `tap`, with one weight row.
     fn gemm_one_row_through(tap: Tap) {
-        let weights = Weights {
-            rows: vec![0.0; 16],
-            bias: vec![0.0; 16],
-            relu: false,
-        };
+        let weights = Weights::new(&[0.0; 16], vec![0.0; 16]);
         let mut out = vec![0.0; 16];
         let taps = [tap].into_iter().collect();
         gemm(&[0.0; 10], &[5], &taps, &weights, &mut out);
