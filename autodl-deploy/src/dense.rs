@@ -8,17 +8,21 @@
 //! whole call in 580 µs. This op reads the input rows where they are, holds 64 output
 //! columns of 6 rows in registers, and adds the bias and applies a ReLU that follow the
 //! product as the results are stored. Layers that each alone read the one before become one
-//! op, which takes a block of rows through all of them while the block is in cache.
+//! op, which takes a block of rows through all of them while the block is in cache, and a
+//! softmax over the last layer's columns is taken on each block as it leaves (tract would
+//! run it as a separate op over the whole output).
 
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
 use crate::gemm::{
     LANES, Tap, Taps, Weights, constant_after, gemm, relu_after, replace_run, sole_reader,
 };
+use crate::softmax::softmax_rows;
 
 /// A dense layer: `out[r, o] = relu?(bias[o] + Σ_k x[r, k] · w[k, o])`.
 #[derive(Debug, Clone)]
@@ -31,6 +35,8 @@ struct Layer {
     /// `(k, k)` for every input `k`: a row's taps, in [`gemm`]'s terms.
     taps: Taps,
     weights: Weights,
+    /// Whether each row of the output is then replaced by its softmax (the last layer only).
+    softmax: bool,
 }
 
 /// An axis of a [`Layer`]'s output.
@@ -65,7 +71,8 @@ impl Op for DirectDense {
             .iter()
             .map(|l| {
                 let relu = if l.weights.relu { ", relu" } else { "" };
-                format!("{} -> {}{relu}", l.inputs, l.outputs)
+                let softmax = if l.softmax { ", softmax" } else { "" };
+                format!("{} -> {}{relu}{softmax}", l.inputs, l.outputs)
             })
             .collect())
     }
@@ -119,6 +126,12 @@ impl TypedOp for DirectDense {
     as_op!();
 }
 
+thread_local! {
+    /// [`DirectDense::run`]'s buffers, kept from one call to the next on each thread.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
 impl DirectDense {
     /// `n` rows of `x` through every layer into `out`, a pass of rows at a time so that a
     /// pass's inputs and results (128 KiB each) stay in the core's cache from one layer to
@@ -131,7 +144,29 @@ impl DirectDense {
         let widest = widest.max().unwrap_or(1).max(1);
         let per_pass = ((32_768 / widest).max(12) / 12 * 12).min(n.max(1));
         let scratch_len = per_pass * widest;
-        let (mut even, mut odd) = (vec![0f32; scratch_len], vec![0f32; scratch_len]);
+        SCRATCH.with_borrow_mut(|[even, odd]| {
+            // Every value a layer reads was written before in the same pass, so the buffers
+            // are only grown, never cleared.
+            for buffer in [&mut *even, &mut *odd] {
+                if buffer.len() < scratch_len {
+                    buffer.resize(scratch_len, 0.0);
+                }
+            }
+            self.passes(x, n, per_pass, [even, odd], out);
+        });
+    }
+
+    /// [`DirectDense::run`]'s passes of `per_pass` rows, through `scratch`'s two buffers of
+    /// `per_pass` rows of the widest layer.
+    fn passes(
+        &self,
+        x: &[f32],
+        n: usize,
+        per_pass: usize,
+        scratch: [&mut Vec<f32>; 2],
+        out: &mut [f32],
+    ) {
+        let [even, odd] = scratch;
         let mut bases = Vec::with_capacity(per_pass);
         let last = self.layers.len() - 1;
         for first in (0..n).step_by(per_pass) {
@@ -141,9 +176,9 @@ impl DirectDense {
                 // Layer i reads the rows layer i - 1 wrote (of its padded width), the first
                 // reads `x`, and each writes the buffer the one before did not.
                 let (read, write) = if i % 2 == 0 {
-                    (&odd, &mut even)
+                    (odd.as_slice(), even.as_mut_slice())
                 } else {
-                    (&even, &mut odd)
+                    (even.as_slice(), odd.as_mut_slice())
                 };
                 let (rows, stride) = match i.checked_sub(1).map(|p| &self.layers[p]) {
                     None => (
@@ -159,19 +194,28 @@ impl DirectDense {
                 bases.extend((0..count).map(|r| r * stride));
                 let span = first * layer.outputs..(first + count) * layer.outputs;
                 if i == last && m == layer.outputs {
-                    gemm(rows, &bases, &layer.taps, &layer.weights, &mut out[span]);
-                    continue;
-                }
-                let result = &mut write[..count * m];
-                gemm(rows, &bases, &layer.taps, &layer.weights, result);
-                if i == last {
-                    let out = &mut out[span];
-                    for (o, r) in out
-                        .chunks_exact_mut(layer.outputs)
-                        .zip(result.chunks_exact(m))
-                    {
-                        o.copy_from_slice(&r[..layer.outputs]);
+                    gemm(
+                        rows,
+                        &bases,
+                        &layer.taps,
+                        &layer.weights,
+                        &mut out[span.clone()],
+                    );
+                } else {
+                    let result = &mut write[..count * m];
+                    gemm(rows, &bases, &layer.taps, &layer.weights, result);
+                    if i == last {
+                        let out = &mut out[span.clone()];
+                        for (o, r) in out
+                            .chunks_exact_mut(layer.outputs)
+                            .zip(result.chunks_exact(m))
+                        {
+                            o.copy_from_slice(&r[..layer.outputs]);
+                        }
                     }
+                }
+                if i == last && layer.softmax {
+                    softmax_rows(&mut out[span], layer.outputs);
                 }
             }
         }
@@ -224,7 +268,41 @@ pub(crate) fn replace_dense(model: &mut TypedModel) -> TractResult<usize> {
         replaced += 1;
     }
     chain(model)?;
+    fold_softmax(model)?;
     Ok(replaced)
+}
+
+/// Folds into each [`DirectDense`] the softmax over its output's columns (the last axis)
+/// that alone reads it, so that each pass of rows leaves the op as probabilities while it
+/// is in cache.
+fn fold_softmax(model: &mut TypedModel) -> TractResult<()> {
+    // Replacements are added at the end, past the nodes this loop visits.
+    for id in 0..model.nodes().len() {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<DirectDense>() else {
+            continue;
+        };
+        let Some(next) = sole_reader(model, id)? else {
+            continue;
+        };
+        let rank = node.outputs[0].fact.rank();
+        let over_columns = next.op_as::<Softmax>().is_some_and(|s| {
+            s.kind == SoftmaxKind::Softmax && s.quant_output_dt.is_none() && *s.axes == [rank - 1]
+        });
+        if !over_columns {
+            continue;
+        }
+        let mut layers = op.layers.to_vec();
+        if let Some(last) = layers.last_mut() {
+            last.softmax = true;
+        }
+        let (input, next_id) = (node.inputs[0], next.id);
+        let op = DirectDense {
+            layers: layers.into(),
+        };
+        replace_run(model, id, next_id, &[input], op)?;
+    }
+    Ok(())
 }
 
 /// Merges each [`DirectDense`] into the one before it where it alone reads that one's
@@ -361,6 +439,7 @@ fn layer(einsum: &EinSum, x: &TypedFact, w: &TypedFact) -> Option<Layer> {
         shape,
         taps: (0..inputs).map(|k| Tap { offset: k, row: k }).collect(),
         weights: Weights::new(&rows, vec![0.0; m]),
+        softmax: false,
     })
 }
 
@@ -474,6 +553,56 @@ mod tests {
                         "case {case} {bias:?} {relu}, {i}: {g} vs {w}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_softmax_over_the_columns_is_folded_in_and_one_over_rows_is_not() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // Ten columns (padded to 16 in the kernel), rows across several passes, and a row
+        // with a NaN input, which spoils that row's probabilities only, as in tract.
+        for (axis, folded) in [(1, true), (0, false)] {
+            let seed = rng.random();
+            let build = || {
+                let mut model = model(
+                    &mut ChaCha8Rng::seed_from_u64(seed),
+                    "mk,kn->mn",
+                    &[300, 20],
+                    &[20, 10],
+                    Some(10),
+                    false,
+                );
+                let y = model.output_outlets().unwrap()[0];
+                let op = Softmax {
+                    axes: tvec![axis],
+                    quant_output_dt: None,
+                    kind: SoftmaxKind::Softmax,
+                };
+                let y = model.wire_node("softmax", op, &[y]).unwrap();
+                model.select_output_outlets(&y).unwrap();
+                model
+            };
+            let mut x = tensor(&mut rng, &[300, 20]);
+            x.try_as_plain_ram_mut()
+                .unwrap()
+                .as_slice_mut::<f32>()
+                .unwrap()[7 * 20 + 3] = f32::NAN;
+            let (_, want) = run(build(), &x);
+            let mut replaced = build();
+            assert_eq!(replace_dense(&mut replaced).unwrap(), 1);
+            let replaced = replaced.into_decluttered().unwrap();
+            let ops: Vec<_> = replaced.nodes().iter().map(|n| n.op().name()).collect();
+            assert_eq!(ops.iter().all(|o| o != "Softmax"), folded, "{ops:?}");
+            let (_, got) = run(replaced, &x);
+            // Over columns, only row 7's outputs are NaN (in tract's result too).
+            let nans = want.iter().filter(|w| w.is_nan()).count();
+            assert_eq!(nans, if axis == 1 { 10 } else { want.len() });
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() < 1e-6 || g.is_nan() && w.is_nan(),
+                    "axis {axis}, {i}: {g} vs {w}"
+                );
             }
         }
     }
