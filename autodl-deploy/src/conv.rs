@@ -1,5 +1,5 @@
 //! A direct convolution for small images and signals, put in place of tract's in the
-//! runner's plans on CPUs with AVX-512.
+//! runner's plans on CPUs with AVX-512 or AVX2.
 //!
 //! tract 0.23 lowers a convolution to a padding op, a lazy im2col and a matrix product whose
 //! packing reads the im2col through a callback per panel. On the search space's default CNN

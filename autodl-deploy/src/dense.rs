@@ -1,5 +1,5 @@
 //! Dense layers through the [`gemm`] kernel, put in place of tract's matrix products in the
-//! runner's plans on CPUs with AVX-512.
+//! runner's plans on CPUs with AVX-512 or AVX2.
 //!
 //! tract 0.23 runs a dense layer as a packing op (the rows of the input copied into
 //! panels) and a matrix product, then its bias and ReLU as separate ops unless its optimiser

@@ -1,7 +1,8 @@
 //! The kernel shared by [`DirectConv`](crate::conv::DirectConv) and
 //! [`DirectDense`](crate::dense::DirectDense): rows of input values, each read at its own
 //! base plus a list of offsets, times a matrix of weights held in registers 16 columns at a
-//! time, plus a bias, then an optional ReLU.
+//! time, plus a bias, then an optional ReLU. Three kernels: AVX-512, AVX2 with FMA, and a
+//! portable loop, the fastest the CPU runs chosen per call.
 
 use std::sync::Arc;
 
@@ -167,6 +168,59 @@ pub(crate) fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<us
 /// `taps` `t`, for every row `r` of `bases`, with `m = bias.len()`, a multiple of [`LANES`];
 /// then `max(0, ·)` if `weights.relu`.
 pub(crate) fn gemm(x: &[f32], bases: &[usize], taps: &Taps, weights: &Weights, result: &mut [f32]) {
+    gemm_on(Kernel::best(), x, bases, taps, weights, result);
+}
+
+/// The kernels of [`gemm`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kernel {
+    /// 16-lane registers, 64, 32 or 16 columns of 6 to 12 rows.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// 8-lane registers with fused multiply-add, 16 columns of 6 rows.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest this CPU runs.
+    fn best() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            return Kernel::Avx512;
+        } else if avx2::available() {
+            return Kernel::Avx2;
+        }
+        Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs.
+    #[cfg(test)]
+    fn all() -> Vec<Kernel> {
+        let mut all = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2::available() {
+                all.push(Kernel::Avx2);
+            }
+            if avx512::available() {
+                all.push(Kernel::Avx512);
+            }
+        }
+        all
+    }
+}
+
+/// [`gemm`] on `kernel`, which the CPU must run.
+fn gemm_on(
+    kernel: Kernel,
+    x: &[f32],
+    bases: &[usize],
+    taps: &Taps,
+    weights: &Weights,
+    result: &mut [f32],
+) {
     let m = weights.bias.len();
     assert!(m.is_multiple_of(LANES) && weights.packed.len().is_multiple_of(m.max(1)));
     assert!(result.len() == bases.len() * m);
@@ -178,12 +232,13 @@ pub(crate) fn gemm(x: &[f32], bases: &[usize], taps: &Taps, weights: &Weights, r
         assert!(taps.rows * m <= weights.packed.len());
     }
     let taps = taps.list.as_slice();
-    #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        avx512::gemm(x, bases, taps, weights, result);
-        return;
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => avx512::gemm(x, bases, taps, weights, result),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => avx2::gemm(x, bases, taps, weights, result),
+        Kernel::Portable => gemm_portable(x, bases, taps, weights, result),
     }
-    gemm_portable(x, bases, taps, weights, result);
 }
 
 /// [`gemm`] in plain Rust: one output row and column block at a time, a multiply-add of a
@@ -250,24 +305,18 @@ pub(crate) fn cost(rows: usize, taps: usize, m: usize) -> usize {
 
 /// Whether the runner should put [`DirectConv`](crate::conv::DirectConv) and
 /// [`DirectDense`](crate::dense::DirectDense) in place of tract's convolutions and matrix
-/// products: only where the AVX-512 kernel runs (elsewhere tract's own kernels were not
+/// products: only where a vector kernel runs (elsewhere tract's own kernels were not
 /// measured against the portable one).
 pub(crate) fn worthwhile() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        avx512::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Kernel::best() != Kernel::Portable
 }
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
-    //! The AVX-512 kernel of [`gemm`](super::gemm). The only unsafe code of the crate: raw
-    //! vector loads and stores, whose bounds `gemm` asserts before calling.
+    //! The AVX-512 kernel of [`gemm`](super::gemm). With [`avx2`](super::avx2), the only
+    //! unsafe code of the crate: raw vector loads and stores, whose bounds `gemm_on` asserts
+    //! before calling.
     use std::arch::x86_64::*;
 
     use super::{LANES, Tap, Weights};
@@ -284,9 +333,9 @@ mod avx512 {
         weights: &Weights,
         result: &mut [f32],
     ) {
-        // SAFETY: `available()` said the CPU has AVX-512F; `super::gemm` asserted that every
-        // `bases[r] + taps[k].offset` is inside `x`, that every `taps[k].row` is a row of
-        // `weights.rows` (rows of `m = weights.bias.len()`), and that `result` has
+        // SAFETY: `available()` said the CPU has AVX-512F; `super::gemm_on` asserted that
+        // every `bases[r] + taps[k].offset` is inside `x`, that every `taps[k].row` is a row
+        // of the weights (rows of `m = weights.bias.len()`), and that `result` has
         // `bases.len()` rows of `m`.
         unsafe { gemm_avx512(x, bases, taps, weights, result) }
     }
@@ -405,6 +454,119 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    //! The AVX2 kernel of [`gemm`](super::gemm), for x86-64 CPUs without AVX-512: each
+    //! column block 16 columns (two 8-lane registers) at a time for 6 rows, whose 12
+    //! accumulators, two weight registers and one broadcast fill the 16 registers. With
+    //! [`avx512`](super::avx512), the only unsafe code of the crate.
+    use std::arch::x86_64::*;
+
+    use super::{LANES, Tap, Weights};
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// See [`gemm`](super::gemm); callers have checked [`available`] and the bounds.
+    pub(super) fn gemm(
+        x: &[f32],
+        bases: &[usize],
+        taps: &[Tap],
+        weights: &Weights,
+        result: &mut [f32],
+    ) {
+        // SAFETY: `available()` said the CPU has AVX2 and FMA; the bounds as for
+        // `avx512::gemm`.
+        unsafe { gemm_avx2(x, bases, taps, weights, result) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gemm_avx2(
+        x: &[f32],
+        bases: &[usize],
+        taps: &[Tap],
+        weights: &Weights,
+        result: &mut [f32],
+    ) {
+        let m = weights.bias.len();
+        for (first, width) in super::blocks(m) {
+            let block = weights.block(first, width);
+            for sub in (0..width).step_by(LANES) {
+                let mut row = 0;
+                while row < bases.len() {
+                    let rows = &bases[row..];
+                    let out = &mut result[row * m..];
+                    let w = &block[sub..];
+                    let at = first + sub;
+                    // SAFETY: as in `gemm`; `w` holds this block's weight rows from column
+                    // `sub`, `width` apart, and `tile` writes only the first rows of `out`.
+                    unsafe {
+                        row += if rows.len() > 3 {
+                            tile::<6>(x, rows, taps, w, width, weights, out, at)
+                        } else if rows.len() > 1 {
+                            tile::<3>(x, rows, taps, w, width, weights, out, at)
+                        } else {
+                            tile::<1>(x, rows, taps, w, width, weights, out, at)
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
+    /// columns `first..first + LANES`, whose weight rows start `stride` apart in `w`, into the
+    /// first rows of `out`; returns how many rows it wrote.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize>(
+        x: &[f32],
+        rows: &[usize],
+        taps: &[Tap],
+        w: &[f32],
+        stride: usize,
+        weights: &Weights,
+        out: &mut [f32],
+        first: usize,
+    ) -> usize {
+        let m = weights.bias.len();
+        let valid = rows.len().min(R);
+        let x = x.as_ptr();
+        // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
+        unsafe {
+            let starts: [*const f32; R] = std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
+            let bias = weights.bias.as_ptr().add(first);
+            let mut acc = [[_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))]; R];
+            let w = w.as_ptr();
+            for tap in taps {
+                let w = w.add(tap.row * stride);
+                let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
+                for (a, start) in acc.iter_mut().zip(starts) {
+                    let value = _mm256_broadcast_ss(&*start.add(tap.offset));
+                    a[0] = _mm256_fmadd_ps(value, low, a[0]);
+                    a[1] = _mm256_fmadd_ps(value, high, a[1]);
+                }
+            }
+            if weights.relu {
+                // `max(0, NaN)` is NaN: the second operand is returned where either is NaN.
+                let zero = _mm256_setzero_ps();
+                for a in acc.iter_mut() {
+                    a[0] = _mm256_max_ps(zero, a[0]);
+                    a[1] = _mm256_max_ps(zero, a[1]);
+                }
+            }
+            let out = out.as_mut_ptr().add(first);
+            for (r, a) in acc.iter().enumerate().take(valid) {
+                _mm256_storeu_ps(out.add(r * m), a[0]);
+                _mm256_storeu_ps(out.add(r * m + 8), a[1]);
+            }
+        }
+        valid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::{Rng, SeedableRng};
@@ -441,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn both_kernels_compute_the_definition_for_every_tile_shape() {
+    fn every_kernel_computes_the_definition_for_every_tile_shape() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // Every column block (64, 32, 16 and their sums) and row counts on both sides of
         // each tile size, so every tail is taken.
@@ -469,15 +631,13 @@ mod tests {
                     ..Weights::new(&matrix, bias)
                 };
                 let want = gemm_reference(&x, &bases, &taps.list, &matrix, &weights);
-                let mut fast = vec![f32::NAN; rows * m];
-                gemm(&x, &bases, &taps, &weights, &mut fast);
-                let mut portable = vec![f32::NAN; rows * m];
-                gemm_portable(&x, &bases, &taps.list, &weights, &mut portable);
-                for (name, got) in [("gemm", &fast), ("portable", &portable)] {
+                for kernel in Kernel::all() {
+                    let mut got = vec![f32::NAN; rows * m];
+                    gemm_on(kernel, &x, &bases, &taps, &weights, &mut got);
                     for (i, (g, (w, magnitude))) in got.iter().zip(&want).enumerate() {
                         assert!(
                             (*g as f64 - w).abs() < 4e-7 * magnitude.max(1.0),
-                            "{name}, m {m}, rows {rows}, k {k}, element {i}: {g} vs {w}"
+                            "{kernel:?}, m {m}, rows {rows}, k {k}, element {i}: {g} vs {w}"
                         );
                     }
                 }
@@ -493,22 +653,27 @@ mod tests {
         };
         let taps: Taps = [Tap { offset: 0, row: 0 }].into_iter().collect();
         for (x, want) in [(f32::NAN, f32::NAN), (0.5, 0.0), (3.0, 2.0)] {
-            let mut fast = vec![0.0; 16];
-            gemm(&[x], &[0], &taps, &weights, &mut fast);
-            let mut portable = vec![0.0; 16];
-            gemm_portable(&[x], &[0], &taps.list, &weights, &mut portable);
-            for got in [fast[3], portable[3]] {
-                assert!(got == want || (got.is_nan() && want.is_nan()), "{x}: {got}");
+            for kernel in Kernel::all() {
+                let mut out = vec![0.0; 16];
+                gemm_on(kernel, &[x], &[0], &taps, &weights, &mut out);
+                let got = out[3];
+                assert!(
+                    got == want || (got.is_nan() && want.is_nan()),
+                    "{kernel:?}, {x}: {got}"
+                );
             }
         }
     }
 
-    /// A [`gemm`] of one row at base 5 of 10 inputs, through `tap`, with one weight row.
+    /// A [`gemm`] of one row at base 5 of 10 inputs, through `tap`, with one weight row, on
+    /// every kernel.
     fn gemm_one_row_through(tap: Tap) {
         let weights = Weights::new(&[0.0; 16], vec![0.0; 16]);
-        let mut out = vec![0.0; 16];
         let taps = [tap].into_iter().collect();
-        gemm(&[0.0; 10], &[5], &taps, &weights, &mut out);
+        for kernel in Kernel::all() {
+            let mut out = vec![0.0; 16];
+            gemm_on(kernel, &[0.0; 10], &[5], &taps, &weights, &mut out);
+        }
     }
 
     #[test]

@@ -472,7 +472,8 @@ fn plan_for_rows(
 }
 
 /// `model` typed, decluttered and optimised, with its pools replaced by
-/// [`WindowPool`](crate::pool::WindowPool)s and, where the AVX-512 kernel runs, its
+/// [`WindowPool`](crate::pool::WindowPool)s and, where a vector kernel of `gemm.rs` runs
+/// (AVX-512, or AVX2 with FMA), its
 /// convolutions by [`DirectConv`](crate::conv::DirectConv)s (which fold in a ReLU and a pool
 /// after them) and its matrix products by [`DirectDense`](crate::dense::DirectDense)s (which
 /// fold in a bias and a ReLU).
