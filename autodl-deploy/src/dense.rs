@@ -9,20 +9,20 @@
 //! columns of 6 rows in registers, and adds the bias and applies a ReLU that follow the
 //! product as the results are stored. Layers that each alone read the one before become one
 //! op, which takes a block of rows through all of them while the block is in cache, and a
-//! softmax over the last layer's columns is taken on each block as it leaves (tract would
-//! run it as a separate op over the whole output).
+//! softmax over the last layer's columns is taken on each block as it leaves (instead of a
+//! separate op over the whole output).
 
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::nn::Softmax;
 
 use crate::gemm::{
     LANES, Tap, Taps, Weights, constant_after, gemm, relu_after, replace_run, sole_reader,
 };
-use crate::softmax::softmax_rows;
+use crate::softmax::{over_last_axis, softmax_rows};
 
 /// A dense layer: `out[r, o] = relu?(bias[o] + Σ_k x[r, k] · w[k, o])`.
 #[derive(Debug, Clone)]
@@ -152,7 +152,8 @@ impl DirectDense {
                     buffer.resize(scratch_len, 0.0);
                 }
             }
-            self.passes(x, n, per_pass, [even, odd], out);
+            let scratch = [&mut even[..scratch_len], &mut odd[..scratch_len]];
+            self.passes(x, n, per_pass, scratch, out);
         });
     }
 
@@ -163,7 +164,7 @@ impl DirectDense {
         x: &[f32],
         n: usize,
         per_pass: usize,
-        scratch: [&mut Vec<f32>; 2],
+        scratch: [&mut [f32]; 2],
         out: &mut [f32],
     ) {
         let [even, odd] = scratch;
@@ -176,9 +177,9 @@ impl DirectDense {
                 // Layer i reads the rows layer i - 1 wrote (of its padded width), the first
                 // reads `x`, and each writes the buffer the one before did not.
                 let (read, write) = if i % 2 == 0 {
-                    (odd.as_slice(), even.as_mut_slice())
+                    (&*odd, &mut *even)
                 } else {
-                    (even.as_slice(), odd.as_mut_slice())
+                    (&*even, &mut *odd)
                 };
                 let (rows, stride) = match i.checked_sub(1).map(|p| &self.layers[p]) {
                     None => (
@@ -286,9 +287,9 @@ fn fold_softmax(model: &mut TypedModel) -> TractResult<()> {
             continue;
         };
         let rank = node.outputs[0].fact.rank();
-        let over_columns = next.op_as::<Softmax>().is_some_and(|s| {
-            s.kind == SoftmaxKind::Softmax && s.quant_output_dt.is_none() && *s.axes == [rank - 1]
-        });
+        let over_columns = next
+            .op_as::<Softmax>()
+            .is_some_and(|s| over_last_axis(s, rank));
         if !over_columns {
             continue;
         }
@@ -448,6 +449,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use tract_onnx::tract_core::ops::math;
+    use tract_onnx::tract_core::ops::nn::SoftmaxKind;
 
     use super::*;
 

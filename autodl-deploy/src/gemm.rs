@@ -187,9 +187,9 @@ impl Kernel {
     /// The fastest this CPU runs.
     fn best() -> Kernel {
         #[cfg(target_arch = "x86_64")]
-        if avx512::available() {
+        if vector::avx512::available() {
             return Kernel::Avx512;
-        } else if avx2::available() {
+        } else if vector::avx2::available() {
             return Kernel::Avx2;
         }
         Kernel::Portable
@@ -201,10 +201,10 @@ impl Kernel {
         let mut all = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if avx2::available() {
+            if vector::avx2::available() {
                 all.push(Kernel::Avx2);
             }
-            if avx512::available() {
+            if vector::avx512::available() {
                 all.push(Kernel::Avx512);
             }
         }
@@ -233,11 +233,9 @@ fn gemm_on(
     }
     let taps = taps.list.as_slice();
     match kernel {
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => avx512::gemm(x, bases, taps, weights, result),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => avx2::gemm(x, bases, taps, weights, result),
         Kernel::Portable => gemm_portable(x, bases, taps, weights, result),
+        #[cfg(target_arch = "x86_64")]
+        simd => vector::gemm(simd, x, bases, taps, weights, result),
     }
 }
 
@@ -313,257 +311,260 @@ pub(crate) fn worthwhile() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx512 {
-    //! The AVX-512 kernel of [`gemm`](super::gemm). With [`avx2`](super::avx2), the only
-    //! unsafe code of the crate: raw vector loads and stores, whose bounds `gemm_on` asserts
-    //! before calling.
-    use std::arch::x86_64::*;
+mod vector {
+    //! The intrinsics kernels of [`gemm`](super::gemm), AVX-512 and AVX2: the only unsafe
+    //! code of the crate, raw vector loads and stores whose bounds `gemm_on` asserts before
+    //! calling [`gemm`].
+    use super::{Kernel, Tap, Weights};
 
-    use super::{LANES, Tap, Weights};
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-
-    /// See [`gemm`](super::gemm); callers have checked [`available`] and the bounds.
+    /// [`gemm`](super::gemm) on `kernel`, a vector kernel the CPU runs; the caller has
+    /// checked the bounds.
     pub(super) fn gemm(
+        kernel: Kernel,
         x: &[f32],
         bases: &[usize],
         taps: &[Tap],
         weights: &Weights,
         result: &mut [f32],
     ) {
-        // SAFETY: `available()` said the CPU has AVX-512F; `super::gemm_on` asserted that
-        // every `bases[r] + taps[k].offset` is inside `x`, that every `taps[k].row` is a row
-        // of the weights (rows of `m = weights.bias.len()`), and that `result` has
-        // `bases.len()` rows of `m`.
-        unsafe { gemm_avx512(x, bases, taps, weights, result) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn gemm_avx512(
-        x: &[f32],
-        bases: &[usize],
-        taps: &[Tap],
-        weights: &Weights,
-        result: &mut [f32],
-    ) {
-        for (first, width) in super::blocks(weights.bias.len()) {
-            let block = weights.block(first, width);
-            // The tiles of `tiling`, whose widths `blocks` gave. SAFETY (for the three
-            // calls): as in `gemm`; `block` holds the weight rows of columns
-            // `first..first + width`, `width` each.
-            unsafe {
-                match width / LANES {
-                    4 => columns::<4, 6, 4, 2>(x, bases, taps, block, weights, result, first),
-                    2 => columns::<2, 12, 6, 3>(x, bases, taps, block, weights, result, first),
-                    _ => columns::<1, 12, 6, 3>(x, bases, taps, block, weights, result, first),
-                }
-            }
-        }
-    }
-
-    /// Output columns `first..first + V * LANES` of every row (whose weights `block` holds,
-    /// `V * LANES` per weight row), `R` rows at a time; the last rows take a tile of `R2` or
-    /// `R4` rows (about a half and a quarter of `R`) where that is enough.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn columns<const V: usize, const R: usize, const R2: usize, const R4: usize>(
-        x: &[f32],
-        bases: &[usize],
-        taps: &[Tap],
-        block: &[f32],
-        weights: &Weights,
-        result: &mut [f32],
-        first: usize,
-    ) {
-        let mut row = 0;
-        while row < bases.len() {
-            let rows = &bases[row..];
-            let out = &mut result[row * weights.bias.len()..];
-            // SAFETY: as in `gemm`; `tile` writes only the first rows of `out`.
-            unsafe {
-                row += if rows.len() > R2 {
-                    tile::<V, R>(x, rows, taps, block, weights, out, first)
-                } else if rows.len() > R4 {
-                    tile::<V, R2>(x, rows, taps, block, weights, out, first)
-                } else {
-                    tile::<V, R4>(x, rows, taps, block, weights, out, first)
-                };
-            }
-        }
-    }
-
-    /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
-    /// columns `first..first + V * LANES` (their weights in `block`), into the first rows of
-    /// `out`; returns how many rows it wrote.
-    #[inline(always)]
-    unsafe fn tile<const V: usize, const R: usize>(
-        x: &[f32],
-        rows: &[usize],
-        taps: &[Tap],
-        block: &[f32],
-        weights: &Weights,
-        out: &mut [f32],
-        first: usize,
-    ) -> usize {
-        let m = weights.bias.len();
-        let valid = rows.len().min(R);
-        let x = x.as_ptr();
-        // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
+        // SAFETY: `Kernel::best` and `Kernel::all` offer a kernel only where its
+        // `available()` said the CPU has its features; `super::gemm_on` asserted that every
+        // `bases[r] + taps[k].offset` is inside `x`, that every `taps[k].row` is a row of the
+        // weights (rows of `m = weights.bias.len()`), and that `result` has `bases.len()`
+        // rows of `m`.
         unsafe {
-            let starts: [*const f32; R] = std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
-            let mut acc = [[_mm512_setzero_ps(); V]; R];
-            for v in 0..V {
-                let b = _mm512_loadu_ps(weights.bias.as_ptr().add(first + v * LANES));
-                for a in acc.iter_mut() {
-                    a[v] = b;
-                }
-            }
-            let w = block.as_ptr();
-            for tap in taps {
-                let w = w.add(tap.row * V * LANES);
-                let mut wv = [_mm512_setzero_ps(); V];
-                for (v, slot) in wv.iter_mut().enumerate() {
-                    *slot = _mm512_loadu_ps(w.add(v * LANES));
-                }
-                for (a, start) in acc.iter_mut().zip(starts) {
-                    let value = _mm512_set1_ps(*start.add(tap.offset));
-                    for v in 0..V {
-                        a[v] = _mm512_fmadd_ps(value, wv[v], a[v]);
-                    }
-                }
-            }
-            if weights.relu {
-                // `max(0, NaN)` is NaN: the second operand is returned where either is NaN.
-                let zero = _mm512_setzero_ps();
-                for a in acc.iter_mut() {
-                    for value in a.iter_mut() {
-                        *value = _mm512_max_ps(zero, *value);
-                    }
-                }
-            }
-            let out = out.as_mut_ptr().add(first);
-            for (r, a) in acc.iter().enumerate().take(valid) {
-                for (v, value) in a.iter().enumerate() {
-                    _mm512_storeu_ps(out.add(r * m + v * LANES), *value);
-                }
-            }
-        }
-        valid
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod avx2 {
-    //! The AVX2 kernel of [`gemm`](super::gemm), for x86-64 CPUs without AVX-512: each
-    //! column block 16 columns (two 8-lane registers) at a time for 6 rows, whose 12
-    //! accumulators, two weight registers and one broadcast fill the 16 registers. With
-    //! [`avx512`](super::avx512), the only unsafe code of the crate.
-    use std::arch::x86_64::*;
-
-    use super::{LANES, Tap, Weights};
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-
-    /// See [`gemm`](super::gemm); callers have checked [`available`] and the bounds.
-    pub(super) fn gemm(
-        x: &[f32],
-        bases: &[usize],
-        taps: &[Tap],
-        weights: &Weights,
-        result: &mut [f32],
-    ) {
-        // SAFETY: `available()` said the CPU has AVX2 and FMA; the bounds as for
-        // `avx512::gemm`.
-        unsafe { gemm_avx2(x, bases, taps, weights, result) }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn gemm_avx2(
-        x: &[f32],
-        bases: &[usize],
-        taps: &[Tap],
-        weights: &Weights,
-        result: &mut [f32],
-    ) {
-        let m = weights.bias.len();
-        for (first, width) in super::blocks(m) {
-            let block = weights.block(first, width);
-            for sub in (0..width).step_by(LANES) {
-                let mut row = 0;
-                while row < bases.len() {
-                    let rows = &bases[row..];
-                    let out = &mut result[row * m..];
-                    let w = &block[sub..];
-                    let at = first + sub;
-                    // SAFETY: as in `gemm`; `w` holds this block's weight rows from column
-                    // `sub`, `width` apart, and `tile` writes only the first rows of `out`.
-                    unsafe {
-                        row += if rows.len() > 3 {
-                            tile::<6>(x, rows, taps, w, width, weights, out, at)
-                        } else if rows.len() > 1 {
-                            tile::<3>(x, rows, taps, w, width, weights, out, at)
-                        } else {
-                            tile::<1>(x, rows, taps, w, width, weights, out, at)
-                        };
-                    }
-                }
+            match kernel {
+                Kernel::Avx512 => avx512::gemm(x, bases, taps, weights, result),
+                Kernel::Avx2 => avx2::gemm(x, bases, taps, weights, result),
+                Kernel::Portable => unreachable!("the portable loop is not a vector kernel"),
             }
         }
     }
 
-    /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
-    /// columns `first..first + LANES`, whose weight rows start `stride` apart in `w`, into the
-    /// first rows of `out`; returns how many rows it wrote.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize>(
-        x: &[f32],
-        rows: &[usize],
-        taps: &[Tap],
-        w: &[f32],
-        stride: usize,
-        weights: &Weights,
-        out: &mut [f32],
-        first: usize,
-    ) -> usize {
-        let m = weights.bias.len();
-        let valid = rows.len().min(R);
-        let x = x.as_ptr();
-        // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
-        unsafe {
-            let starts: [*const f32; R] = std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
-            let bias = weights.bias.as_ptr().add(first);
-            let mut acc = [[_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))]; R];
-            let w = w.as_ptr();
-            for tap in taps {
-                let w = w.add(tap.row * stride);
-                let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
-                for (a, start) in acc.iter_mut().zip(starts) {
-                    let value = _mm256_broadcast_ss(&*start.add(tap.offset));
-                    a[0] = _mm256_fmadd_ps(value, low, a[0]);
-                    a[1] = _mm256_fmadd_ps(value, high, a[1]);
+    pub(super) mod avx512 {
+        //! 16-lane registers: 64, 32 or 16 columns of 6 to 12 rows.
+        use std::arch::x86_64::*;
+
+        use crate::gemm::{LANES, Tap, Weights, blocks};
+
+        pub(in crate::gemm) fn available() -> bool {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+
+        /// See [`gemm`](crate::gemm::gemm); the CPU has AVX-512F and the bounds hold.
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn gemm(
+            x: &[f32],
+            bases: &[usize],
+            taps: &[Tap],
+            weights: &Weights,
+            result: &mut [f32],
+        ) {
+            for (first, width) in blocks(weights.bias.len()) {
+                let block = weights.block(first, width);
+                // The tiles of `tiling`, whose widths `blocks` gave. SAFETY (for the three
+                // calls): as in `gemm`; `block` holds the weight rows of columns
+                // `first..first + width`, `width` each.
+                unsafe {
+                    match width / LANES {
+                        4 => columns::<4, 6, 4, 2>(x, bases, taps, block, weights, result, first),
+                        2 => columns::<2, 12, 6, 3>(x, bases, taps, block, weights, result, first),
+                        _ => columns::<1, 12, 6, 3>(x, bases, taps, block, weights, result, first),
+                    }
                 }
-            }
-            if weights.relu {
-                // `max(0, NaN)` is NaN: the second operand is returned where either is NaN.
-                let zero = _mm256_setzero_ps();
-                for a in acc.iter_mut() {
-                    a[0] = _mm256_max_ps(zero, a[0]);
-                    a[1] = _mm256_max_ps(zero, a[1]);
-                }
-            }
-            let out = out.as_mut_ptr().add(first);
-            for (r, a) in acc.iter().enumerate().take(valid) {
-                _mm256_storeu_ps(out.add(r * m), a[0]);
-                _mm256_storeu_ps(out.add(r * m + 8), a[1]);
             }
         }
-        valid
+
+        /// Output columns `first..first + V * LANES` of every row (whose weights `block` holds,
+        /// `V * LANES` per weight row), `R` rows at a time; the last rows take a tile of `R2` or
+        /// `R4` rows (about a half and a quarter of `R`) where that is enough.
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn columns<const V: usize, const R: usize, const R2: usize, const R4: usize>(
+            x: &[f32],
+            bases: &[usize],
+            taps: &[Tap],
+            block: &[f32],
+            weights: &Weights,
+            result: &mut [f32],
+            first: usize,
+        ) {
+            let mut row = 0;
+            while row < bases.len() {
+                let rows = &bases[row..];
+                let out = &mut result[row * weights.bias.len()..];
+                // SAFETY: as in `gemm`; `tile` writes only the first rows of `out`.
+                unsafe {
+                    row += if rows.len() > R2 {
+                        tile::<V, R>(x, rows, taps, block, weights, out, first)
+                    } else if rows.len() > R4 {
+                        tile::<V, R2>(x, rows, taps, block, weights, out, first)
+                    } else {
+                        tile::<V, R4>(x, rows, taps, block, weights, out, first)
+                    };
+                }
+            }
+        }
+
+        /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
+        /// columns `first..first + V * LANES` (their weights in `block`), into the first rows of
+        /// `out`; returns how many rows it wrote.
+        #[inline(always)]
+        unsafe fn tile<const V: usize, const R: usize>(
+            x: &[f32],
+            rows: &[usize],
+            taps: &[Tap],
+            block: &[f32],
+            weights: &Weights,
+            out: &mut [f32],
+            first: usize,
+        ) -> usize {
+            let m = weights.bias.len();
+            let valid = rows.len().min(R);
+            let x = x.as_ptr();
+            // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
+            unsafe {
+                let starts: [*const f32; R] =
+                    std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
+                let mut acc = [[_mm512_setzero_ps(); V]; R];
+                for v in 0..V {
+                    let b = _mm512_loadu_ps(weights.bias.as_ptr().add(first + v * LANES));
+                    for a in acc.iter_mut() {
+                        a[v] = b;
+                    }
+                }
+                let w = block.as_ptr();
+                for tap in taps {
+                    let w = w.add(tap.row * V * LANES);
+                    let mut wv = [_mm512_setzero_ps(); V];
+                    for (v, slot) in wv.iter_mut().enumerate() {
+                        *slot = _mm512_loadu_ps(w.add(v * LANES));
+                    }
+                    for (a, start) in acc.iter_mut().zip(starts) {
+                        let value = _mm512_set1_ps(*start.add(tap.offset));
+                        for v in 0..V {
+                            a[v] = _mm512_fmadd_ps(value, wv[v], a[v]);
+                        }
+                    }
+                }
+                if weights.relu {
+                    // `max(0, NaN)` is NaN: the second operand is returned where either is NaN.
+                    let zero = _mm512_setzero_ps();
+                    for a in acc.iter_mut() {
+                        for value in a.iter_mut() {
+                            *value = _mm512_max_ps(zero, *value);
+                        }
+                    }
+                }
+                let out = out.as_mut_ptr().add(first);
+                for (r, a) in acc.iter().enumerate().take(valid) {
+                    for (v, value) in a.iter().enumerate() {
+                        _mm512_storeu_ps(out.add(r * m + v * LANES), *value);
+                    }
+                }
+            }
+            valid
+        }
+    }
+
+    pub(super) mod avx2 {
+        //! For x86-64 CPUs without AVX-512: each column block 16 columns (two 8-lane registers)
+        //! at a time for 6 rows, whose 12 accumulators, two weight registers and one broadcast
+        //! fill the 16 registers.
+        use std::arch::x86_64::*;
+
+        use crate::gemm::{LANES, Tap, Weights, blocks};
+
+        pub(in crate::gemm) fn available() -> bool {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        }
+
+        /// See [`gemm`](crate::gemm::gemm); the CPU has AVX2 and FMA and the bounds hold.
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) unsafe fn gemm(
+            x: &[f32],
+            bases: &[usize],
+            taps: &[Tap],
+            weights: &Weights,
+            result: &mut [f32],
+        ) {
+            let m = weights.bias.len();
+            for (first, width) in blocks(m) {
+                let block = weights.block(first, width);
+                for sub in (0..width).step_by(LANES) {
+                    let mut row = 0;
+                    while row < bases.len() {
+                        let rows = &bases[row..];
+                        let out = &mut result[row * m..];
+                        let w = &block[sub..];
+                        let at = first + sub;
+                        // SAFETY: as in `gemm`; `w` holds this block's weight rows from column
+                        // `sub`, `width` apart, and `tile` writes only the first rows of `out`.
+                        unsafe {
+                            row += if rows.len() > 3 {
+                                tile::<6>(x, rows, taps, w, width, weights, out, at)
+                            } else if rows.len() > 1 {
+                                tile::<3>(x, rows, taps, w, width, weights, out, at)
+                            } else {
+                                tile::<1>(x, rows, taps, w, width, weights, out, at)
+                            };
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Up to `R` rows (the first `R` of `rows`, repeating the last where fewer are left) times
+        /// columns `first..first + LANES`, whose weight rows start `stride` apart in `w`, into the
+        /// first rows of `out`; returns how many rows it wrote.
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn tile<const R: usize>(
+            x: &[f32],
+            rows: &[usize],
+            taps: &[Tap],
+            w: &[f32],
+            stride: usize,
+            weights: &Weights,
+            out: &mut [f32],
+            first: usize,
+        ) -> usize {
+            let m = weights.bias.len();
+            let valid = rows.len().min(R);
+            let x = x.as_ptr();
+            // SAFETY: every pointer below stays inside its slice, as `gemm` asserted.
+            unsafe {
+                let starts: [*const f32; R] =
+                    std::array::from_fn(|r| x.add(rows[r.min(valid - 1)]));
+                let bias = weights.bias.as_ptr().add(first);
+                let mut acc = [[_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))]; R];
+                let w = w.as_ptr();
+                for tap in taps {
+                    let w = w.add(tap.row * stride);
+                    let (low, high) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
+                    for (a, start) in acc.iter_mut().zip(starts) {
+                        let value = _mm256_broadcast_ss(&*start.add(tap.offset));
+                        a[0] = _mm256_fmadd_ps(value, low, a[0]);
+                        a[1] = _mm256_fmadd_ps(value, high, a[1]);
+                    }
+                }
+                if weights.relu {
+                    // `max(0, NaN)` is NaN: the second operand is returned where either is NaN.
+                    let zero = _mm256_setzero_ps();
+                    for a in acc.iter_mut() {
+                        a[0] = _mm256_max_ps(zero, a[0]);
+                        a[1] = _mm256_max_ps(zero, a[1]);
+                    }
+                }
+                let out = out.as_mut_ptr().add(first);
+                for (r, a) in acc.iter().enumerate().take(valid) {
+                    _mm256_storeu_ps(out.add(r * m), a[0]);
+                    _mm256_storeu_ps(out.add(r * m + 8), a[1]);
+                }
+            }
+            valid
+        }
     }
 }
 

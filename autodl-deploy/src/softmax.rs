@@ -96,6 +96,15 @@ fn exp_nonpositive(x: f32) -> f32 {
     y * f32::from_bits((n_int.wrapping_add(127) as u32) << 23)
 }
 
+/// Whether `op`, on an input of `rank` axes, is a plain (not log, not quantised) softmax over
+/// the last axis: what [`softmax_rows`] computes.
+pub(crate) fn over_last_axis(op: &Softmax, rank: usize) -> bool {
+    op.kind == SoftmaxKind::Softmax
+        && op.quant_output_dt.is_none()
+        && rank > 0
+        && *op.axes == [rank - 1]
+}
+
 /// Puts [`RowSoftmax`] in place of each f32 softmax over the last axis whose rows are not a
 /// multiple of 4 long (those tract runs with its row kernel). Returns how many it replaced.
 pub(crate) fn replace_short_row_softmax(model: &mut TypedModel) -> TractResult<usize> {
@@ -112,13 +121,7 @@ pub(crate) fn replace_short_row_softmax(model: &mut TypedModel) -> TractResult<u
         let rank = fact.rank();
         let row_len = fact.shape.last().and_then(|d| d.to_usize().ok());
         let short_rows = row_len.is_some_and(|n| !n.is_multiple_of(4));
-        if op.kind == SoftmaxKind::Softmax
-            && op.quant_output_dt.is_none()
-            && fact.datum_type == f32::datum_type()
-            && rank > 0
-            && *op.axes == [rank - 1]
-            && short_rows
-        {
+        if over_last_axis(op, rank) && fact.datum_type == f32::datum_type() && short_rows {
             model.node_mut(id).op = Box::new(RowSoftmax);
             replaced += 1;
         }
