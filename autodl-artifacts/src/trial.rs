@@ -65,7 +65,8 @@ pub struct Hyperparams {
     pub weight_decay: f64,
     /// Upper bound on epochs (early stopping may end sooner); schedules span this many epochs.
     pub max_epochs: usize,
-    /// Epochs without validation improvement before stopping.
+    /// Epochs without validation improvement before stopping; `max_epochs` or more turns early
+    /// stopping off (the schedule runs to its end).
     pub patience: usize,
     /// The optimiser.
     #[serde(default)]
@@ -109,6 +110,13 @@ pub struct Hyperparams {
     /// it off; ignored for vectors and signals.
     #[serde(default)]
     pub augment_rotate: f64,
+}
+
+impl Hyperparams {
+    /// Whether training may stop before `max_epochs` for lack of validation improvement.
+    pub fn early_stopping(&self) -> bool {
+        self.patience < self.max_epochs
+    }
 }
 
 impl Default for Hyperparams {

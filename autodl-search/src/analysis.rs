@@ -85,6 +85,11 @@ pub fn importance(history: &SearchHistory) -> Vec<Importance> {
             Box::new(|t| t.hyperparams.max_epochs as f64),
             false,
         ),
+        (
+            "early stopping",
+            Box::new(|t| f64::from(u8::from(t.hyperparams.early_stopping()))),
+            false,
+        ),
         ("optimizer", Box::new(optimizer_level), false),
         (
             "schedule",

@@ -383,6 +383,12 @@ impl SearchSpace {
             None,
             Some(position(&self.max_epochs, &h.max_epochs)),
         );
+        let early = w.cat(
+            "early_stopping".into(),
+            self.early_stopping.len(),
+            None,
+            Some(position(&self.early_stopping, &h.early_stopping())),
+        );
         let schedule = w.cat(
             "schedule".into(),
             self.schedules.len(),
@@ -459,7 +465,7 @@ impl SearchSpace {
             h.batch_size = self.batch_sizes[get(batch, 0)];
             h.weight_decay = decay.unwrap_or(self.weight_decay.0);
             h.max_epochs = self.max_epochs[get(epochs, 0)];
-            h.patience = self.patience;
+            h.patience = self.patience_for(self.early_stopping[get(early, 0)], h.max_epochs);
             h.schedule = self.schedules[get(schedule, 0)];
             h.warmup_epochs = self.warmup_epochs[get(warmup, 0)];
             h.grad_clip_norm = self.grad_clip_norms[get(clip, 0)];

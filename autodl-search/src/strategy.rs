@@ -994,9 +994,9 @@ mod tests {
         assert_eq!(by[0], "default");
         assert!(by[1..10].iter().all(|&b| b == "random"), "{by:?}");
         assert!(by[10..].iter().all(|&b| b == "tpe"), "{by:?}");
-        // The model concentrates the learning rate near the objective's optimum (3e-3).
-        let distance = |trials: &[TrialRecord]| {
-            let d: Vec<f64> = trials
+        // Distance of each Adam/AdamW trial's learning rate from 3e-3, in log units.
+        let distances = |trials: &[TrialRecord]| -> Vec<f64> {
+            trials
                 .iter()
                 .filter(|t| {
                     !matches!(
@@ -1005,11 +1005,19 @@ mod tests {
                     )
                 })
                 .map(|t| (t.hyperparams.learning_rate / 3e-3).ln().abs())
-                .collect();
-            d.iter().sum::<f64>() / d.len().max(1) as f64
+                .collect()
         };
-        let (late, early) = (distance(&a.trials[20..]), distance(&a.trials[1..10]));
-        assert!(late < early, "late {late} early {early}");
+        // The model concentrates the learning rate near the objective's optimum (3e-3): over
+        // ten seeds, the last ten of 30 trials are well closer to it than the random ones.
+        let (mut late, mut early) = (Vec::new(), Vec::new());
+        for seed in 0..10 {
+            let h = run(Strategy::default_tpe(), seed, 30);
+            early.extend(distances(&h.trials[1..10]));
+            late.extend(distances(&h.trials[20..]));
+        }
+        let mean = |d: &[f64]| d.iter().sum::<f64>() / d.len() as f64;
+        let (late, early) = (mean(&late), mean(&early));
+        assert!(late < 0.7 * early, "late {late} early {early}");
     }
 
     /// An evaluator with a fidelity: the objective's score, approached as epochs grow

@@ -314,14 +314,20 @@ pub fn render(r: &ReportInput<'_>) -> String {
     let hp = &r.model.hyperparams;
     let _ = writeln!(
         s,
-        "Best network (trial {}): `{}`, {} parameters. Training: {}, weight decay {:.2e}, up to {} epochs with patience {}.\n",
+        "Best network (trial {}): `{}`, {} parameters. Training: {}, weight decay {:.2e}, {}.\n",
         r.model.trial,
         r.model.architecture.describe(),
         r.model.architecture.parameter_count().unwrap_or(0),
         hp.describe(),
         hp.weight_decay,
-        hp.max_epochs,
-        hp.patience
+        if hp.early_stopping() {
+            format!(
+                "up to {} epochs with patience {}",
+                hp.max_epochs, hp.patience
+            )
+        } else {
+            format!("{} epochs (no early stopping)", hp.max_epochs)
+        }
     );
     if let Some(cv) = &r.model.cross_validation {
         let _ = writeln!(
