@@ -85,8 +85,8 @@ impl Strategy {
     /// NAS table (`cargo xtask bench nas`) it needed 27.5 full trainings to reach the top 1%
     /// against random search's 244.5; only successive halving (25.5) was faster, and that lost
     /// to random search in the pipeline. In the pipeline at equal wall-clock it beats random
-    /// search on MNIST-1D and ties on digits, where validation is at its ceiling;
-    /// ARCHITECTURE.md has the numbers.
+    /// search on MNIST-1D; on digits validation ties at its ceiling and random search has led
+    /// on test by one or two of 270 rows per seed; ARCHITECTURE.md has the numbers.
     pub fn default_evolution() -> Self {
         Strategy::RegularizedEvolution {
             population: 6,
