@@ -49,6 +49,7 @@ def main() -> None:
                     "--budget-secs", str(a.budget_secs),
                     "--out", str(out),
                 ]
+                out.parent.mkdir(parents=True, exist_ok=True)
                 log = open(f"{out}.log", "w")
                 procs[strategy] = (subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log), out)
             for strategy, (proc, out) in procs.items():

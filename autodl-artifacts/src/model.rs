@@ -224,9 +224,10 @@ pub struct EnsembleRecord {
     /// For each size k tried (the mean of the k best trials' outputs): k, its validation metric
     /// and its selection score.
     pub sizes: Vec<(usize, MetricValue, f64)>,
-    /// The size with the best selection score (1: the best single network).
+    /// The size with the best validation metric, the largest where several tie (1: the best
+    /// single network).
     pub chosen_size: usize,
-    /// True when the ensemble beat the best single network and is the deployed model.
+    /// True when an ensemble of two or more is the deployed model.
     pub kept: bool,
     /// The members of the deployed ensemble (empty when the single network was kept).
     pub members: Vec<EnsembleMember>,

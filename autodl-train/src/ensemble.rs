@@ -47,12 +47,20 @@ fn mean(outputs: &[Matrix]) -> Result<Matrix> {
 pub struct EnsembleChoice {
     /// For k = 1, 2, …: the validation metric and selection score of the mean of the first k.
     pub sizes: Vec<(usize, MetricValue, f64)>,
-    /// The k with the best score; ties go to the smaller ensemble.
+    /// The k with the best validation metric; ties go to the larger ensemble (see
+    /// [`choose_ensemble`]).
     pub chosen: usize,
 }
 
-/// Scores the mean of the first k of `members` (best first) on `valid` for every k, with the
-/// same selection score as early stopping, and picks the best k.
+/// Scores the mean of the first k of `members` (best first) on `valid` for every k and picks
+/// the k with the best validation metric; where several tie, the largest of them.
+///
+/// The tie does not go to the lowest validation loss, as it does when trials are ranked: the
+/// members were ranked on this same validation split, so the best network's loss on it is
+/// the most optimistic of all, and where accuracy saturates (no validation errors at all) the
+/// loss measures only confidence on rows every size gets right. Averaging networks lowers the
+/// variance of the prediction (Lakshminarayanan et al. 2017), so without evidence against
+/// the ensemble it is kept. Each k's selection score is still recorded, for the report.
 pub fn choose_ensemble(
     members: &[(&ArchitectureSpec, &NetworkWeights)],
     task: Task,
@@ -72,11 +80,49 @@ pub fn choose_ensemble(
         let score = selection_score(metric.score(value), loss, valid.y.len());
         sizes.push((k, MetricValue::new(metric, value), score));
     }
-    let chosen = sizes
+    let values: Vec<f64> = sizes
         .iter()
-        .fold((1, f64::NEG_INFINITY), |best, (k, _, s)| {
-            if *s > best.1 { (*k, *s) } else { best }
-        })
-        .0;
-    Ok(EnsembleChoice { sizes, chosen })
+        .map(|(_, v, _)| metric.score(v.value))
+        .collect();
+    Ok(EnsembleChoice {
+        chosen: largest_of_the_best(&values),
+        sizes,
+    })
+}
+
+/// For scores of k = 1, 2, … (larger is better; a non-finite one never wins): the largest k
+/// whose score is the best, or 1 when none is finite.
+fn largest_of_the_best(scores: &[f64]) -> usize {
+    let finite = |s: f64| if s.is_finite() { s } else { f64::NEG_INFINITY };
+    let best = scores
+        .iter()
+        .copied()
+        .map(finite)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if best == f64::NEG_INFINITY {
+        return 1;
+    }
+    scores
+        .iter()
+        .rposition(|&s| finite(s) == best)
+        .map_or(1, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest_of_the_best;
+
+    #[test]
+    fn the_best_metric_wins_and_ties_go_to_the_larger_ensemble() {
+        // A better metric wins whatever the size.
+        assert_eq!(largest_of_the_best(&[0.99, 0.98, 0.97]), 1);
+        assert_eq!(largest_of_the_best(&[0.98, 0.99, 0.97]), 2);
+        // Ties: the largest of the tied sizes, not the largest overall.
+        assert_eq!(largest_of_the_best(&[1.0, 1.0, 1.0, 0.99]), 3);
+        assert_eq!(largest_of_the_best(&[0.98, 0.99, 0.97, 0.99, 0.98]), 4);
+        // Lower-is-better metrics arrive negated; NaN never wins.
+        assert_eq!(largest_of_the_best(&[-0.5, f64::NAN, -0.4]), 3);
+        assert_eq!(largest_of_the_best(&[f64::NAN, f64::NAN]), 1);
+        assert_eq!(largest_of_the_best(&[]), 1);
+    }
 }

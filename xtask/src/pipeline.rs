@@ -595,17 +595,27 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     let single = &choice.sizes[0];
     let chosen = &choice.sizes[choice.chosen - 1];
     if choice.sizes.len() > 1 {
-        // The best ensemble of two or more, whether or not it beat the single network.
-        let (k, value, _) = choice.sizes[1..]
-            .iter()
-            .fold(&choice.sizes[1], |a, b| if b.2 > a.2 { b } else { a });
+        // The kept ensemble, or else the best of two or more on the metric.
+        let metric_score =
+            |v: &autodl_artifacts::table::MetricValue| data.task.metric().score(v.value);
+        let (k, value, _) = if choice.chosen > 1 {
+            chosen
+        } else {
+            choice.sizes[1..].iter().fold(&choice.sizes[1], |a, b| {
+                if metric_score(&b.1) > metric_score(&a.1) {
+                    b
+                } else {
+                    a
+                }
+            })
+        };
         eprintln!(
             "  ensemble: mean of the top {k} networks, validation {} {:.4} vs best single {:.4} → {}",
             single.1.name,
             value.value,
             single.1.value,
             if choice.chosen > 1 {
-                "keeping the ensemble"
+                "keeping the ensemble (ties go to the larger)"
             } else {
                 "keeping the single network"
             }

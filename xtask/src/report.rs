@@ -360,8 +360,10 @@ pub fn render(r: &ReportInput<'_>) -> String {
     if let Some(e) = &r.model.ensemble {
         let _ = writeln!(
             s,
-            "Ensembles: the mean of the k best networks' outputs, on validation (the score breaks \
-             ties by validation cross-entropy).\n\n| k | validation {metric} | score |\n|---|---|---|"
+            "Ensembles: the mean of the k best networks' outputs, on validation. The best {metric} \
+             is kept, and where sizes tie, the largest (the score, which breaks ties by \
+             validation cross-entropy as in the search, is shown but does not decide).\n\n\
+             | k | validation {metric} | score |\n|---|---|---|"
         );
         for (k, value, score) in &e.sizes {
             let mark = if *k == e.chosen_size { " ← kept" } else { "" };
@@ -372,14 +374,14 @@ pub fn render(r: &ReportInput<'_>) -> String {
             "\n{}\n",
             if e.kept {
                 format!(
-                    "The ensemble of {} (trials {}) beat the best single network and is the \
-                     deployed model; {} parameters in all.",
+                    "The ensemble of {} (trials {}) is at least as good as the best single \
+                     network and is the deployed model; {} parameters in all.",
                     e.chosen_size,
                     e.member_trials(),
                     r.model.parameters
                 )
             } else {
-                "No ensemble beat the best single network; the single network is deployed.".into()
+                "Every ensemble scored below the best single network on validation; the single network is deployed.".into()
             }
         );
     }
