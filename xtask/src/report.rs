@@ -374,14 +374,16 @@ pub fn render(r: &ReportInput<'_>) -> String {
             "\n{}\n",
             if e.kept {
                 format!(
-                    "The ensemble of {} (trials {}) is at least as good as the best single \
-                     network and is the deployed model; {} parameters in all.",
+                    "The ensemble of {} (trials {}) is at least as good on validation as the \
+                     best single network and is the deployed model; {} parameters in all.",
                     e.chosen_size,
                     e.member_trials(),
                     r.model.parameters
                 )
             } else {
-                "Every ensemble scored below the best single network on validation; the single network is deployed.".into()
+                "Every ensemble scored below the best single network on validation; the single \
+                 network is deployed."
+                    .into()
             }
         );
     }
