@@ -53,8 +53,8 @@ enum StrategyArg {
     /// Regularized (aging) evolution over DAG mutations (population 6, tournaments of 3;
     /// every other trial mutates the best so far while the population fills). The default:
     /// 0.11× random search's evaluations to the NAS table's top 1%; in the pipeline at 120 s it
-    /// has beaten random search on MNIST-1D on a fast machine, but not on digits, nor on a
-    /// slower machine that ran 3-4 trials per run (ARCHITECTURE.md).
+    /// has beaten random search on MNIST-1D (on one seed set of two on a slower machine), but
+    /// not on digits (ARCHITECTURE.md).
     Evolution,
     /// Independent random samples.
     Random,
