@@ -93,18 +93,14 @@ pub fn choose_ensemble(
 /// For scores of k = 1, 2, … (larger is better; a non-finite one never wins): the largest k
 /// whose score is the best, or 1 when none is finite.
 fn largest_of_the_best(scores: &[f64]) -> usize {
-    let finite = |s: f64| if s.is_finite() { s } else { f64::NEG_INFINITY };
     let best = scores
         .iter()
         .copied()
-        .map(finite)
+        .filter(|s| s.is_finite())
         .fold(f64::NEG_INFINITY, f64::max);
-    if best == f64::NEG_INFINITY {
-        return 1;
-    }
     scores
         .iter()
-        .rposition(|&s| finite(s) == best)
+        .rposition(|&s| s.is_finite() && s == best)
         .map_or(1, |i| i + 1)
 }
 

@@ -596,18 +596,14 @@ pub fn run(args: RunArgs) -> Result<PathBuf> {
     let chosen = &choice.sizes[choice.chosen - 1];
     if choice.sizes.len() > 1 {
         // The kept ensemble, or else the best of two or more on the metric.
-        let metric_score =
-            |v: &autodl_artifacts::table::MetricValue| data.task.metric().score(v.value);
+        let metric = data.task.metric();
         let (k, value, _) = if choice.chosen > 1 {
             chosen
         } else {
-            choice.sizes[1..].iter().fold(&choice.sizes[1], |a, b| {
-                if metric_score(&b.1) > metric_score(&a.1) {
-                    b
-                } else {
-                    a
-                }
-            })
+            choice.sizes[1..]
+                .iter()
+                .max_by(|a, b| metric.score(a.1.value).total_cmp(&metric.score(b.1.value)))
+                .expect("two or more sizes")
         };
         eprintln!(
             "  ensemble: mean of the top {k} networks, validation {} {:.4} vs best single {:.4} → {}",
