@@ -35,6 +35,8 @@ fn csv_field(s: &str) -> String {
 /// through tract), streaming: the file is read in pieces ([`autodl_data::read_table_pieces`])
 /// and each piece's predictions are written before the next is read, so files larger than
 /// memory can be predicted. Output goes to `out` (written atomically) or standard output.
+/// Rows that carry the target column keep it, as the output's first column, beside the
+/// prediction (for error analysis).
 pub fn predict(run: &Path, data: &Path, out: Option<&Path>, piece_mb: f64) -> Result<()> {
     if !(piece_mb > 0.0 && piece_mb.is_finite()) {
         anyhow::bail!("--piece-mb must be a positive number, got {piece_mb}");
@@ -58,7 +60,8 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>, piece_mb: f64) -> Re
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let header: Vec<String> = header.iter().map(|h| csv_field(h)).collect();
-    writeln!(sink, "{}", header.join(","))?;
+    // Written with the first piece, which tells whether the rows carry their labels.
+    let mut header_written = false;
     // Outputs and encoded targets of labelled rows, for the metric at the end.
     let (mut labelled_outputs, mut labelled_y) = (Vec::new(), Vec::new());
     let mut rows = 0usize;
@@ -71,8 +74,22 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>, piece_mb: f64) -> Re
     };
     let result = autodl_data::read_table_pieces(data, &opts, |piece, at| -> Result<()> {
         let outputs = predictor.outputs(&piece)?;
+        let target = piece.column(&transform.target);
         let mut text = String::new();
+        if !header_written {
+            if target.is_some() {
+                text.push_str(&csv_field(&transform.target));
+                text.push(',');
+            }
+            text.push_str(&header.join(","));
+            text.push('\n');
+            header_written = true;
+        }
         for i in 0..outputs.n_rows {
+            if let Some(t) = target {
+                text.push_str(&csv_field(&t.values.label_ref(i).unwrap_or_default()));
+                text.push(',');
+            }
             match predictor.prediction(&outputs, i) {
                 autodl_deploy::Prediction::Class {
                     label,
@@ -89,7 +106,7 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>, piece_mb: f64) -> Re
         }
         sink.write_all(text.as_bytes())
             .context("writing predictions")?;
-        if let Some(target) = piece.column(&transform.target) {
+        if let Some(target) = target {
             let y = transform.encode_target(target)?;
             labelled_outputs.extend_from_slice(&outputs.data);
             labelled_y.extend(y);
@@ -106,7 +123,13 @@ pub fn predict(run: &Path, data: &Path, out: Option<&Path>, piece_mb: f64) -> Re
     });
     let finished = result
         .with_context(|| format!("predicting {}", data.display()))
-        .and_then(|()| sink.flush().context("writing predictions"));
+        .and_then(|()| {
+            // A file without rows still gets its header.
+            if !header_written {
+                writeln!(sink, "{}", header.join(","))?;
+            }
+            sink.flush().context("writing predictions")
+        });
     drop(sink);
     if let Err(e) = finished {
         if let Some(t) = &temporary {

@@ -539,8 +539,9 @@ enum Command {
     /// Applies the run's fitted transform, then the ONNX graph (with tract). Writes CSV: the
     /// prediction, then one probability column per class for classification. The file is
     /// streamed (CSV and JSON lines in pieces of about 64 MB, Parquet 500,000 rows at a time),
-    /// so it may be larger than memory. If the file has the target column, the metric is
-    /// printed.
+    /// so it may be larger than memory. If the file has the target column, it is copied into
+    /// the output as its first column (so that errors can be found row by row) and the metric
+    /// is printed.
     Predict {
         /// Run directory written by `cargo xtask run`.
         #[arg(long)]

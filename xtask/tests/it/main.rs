@@ -650,12 +650,50 @@ fn predict_reproduces_the_test_metric_from_raw_rows() {
         .unwrap();
     // Printed with four decimals.
     assert!((got - manifest.test_metric.value).abs() <= 5e-5, "{line}");
+    // The rows carry their labels: they come first, and the rows the model gets right give
+    // the printed accuracy back.
     let csv = std::fs::read_to_string(&out).unwrap();
     assert!(
-        csv.starts_with("predicted_cultivar,p_0,p_1,p_2\n"),
+        csv.starts_with("cultivar,predicted_cultivar,p_0,p_1,p_2\n"),
         "{}",
         &csv[..60.min(csv.len())]
     );
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let raw = autodl_data::read_table(&run.join(paths::TEST_RAW)).unwrap();
+    assert_eq!(rows.len(), raw.n_rows());
+    let truth = raw.column("cultivar").unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], truth.values.label(i).unwrap());
+    }
+    let right = rows.iter().filter(|r| r[0] == r[1]).count();
+    assert!(
+        (right as f64 / rows.len() as f64 - got).abs() <= 5e-5,
+        "{right} of {}",
+        rows.len()
+    );
+    // Unlabelled rows get the same predictions, without the label column.
+    let mut features = raw.clone();
+    features.columns.retain(|c| c.name != "cultivar");
+    let unlabelled = scratch.path().join("unlabelled.parquet");
+    autodl_data::write_table(&features, &unlabelled).unwrap();
+    let out2 = scratch.path().join("pred2.csv");
+    let o = xtask(&[
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        unlabelled.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let csv2 = std::fs::read_to_string(&out2).unwrap();
+    let without: Vec<&str> = csv.lines().map(|l| l.split_once(',').unwrap().1).collect();
+    assert_eq!(csv2.lines().collect::<Vec<_>>(), without);
 }
 
 fn monitor_report(run: &Path, data: &Path) -> DriftReport {
