@@ -5,11 +5,19 @@ same time (each trains on one thread, and the machine has two cores, so both see
 load), then prints every run's validation and test accuracy and trial count, and the means
 over seeds. Raw numbers go to runs/compare-pipeline.json.
 
+Both runs of a seed split the data alike, so their test rows are the same rows: each run's
+exported model predicts them (`xtask predict`), and the rows only one of the two gets right are
+counted, pooled over seeds, with an exact McNemar test of whether the two are equally accurate.
+With a few hundred test rows per seed, a difference in mean test accuracy of one or two rows
+is well within chance; the test says how far.
+
     cargo build -p xtask && python3 scripts/compare_pipeline.py --strategies evolution random
 """
 
 import argparse
+import csv
 import json
+import math
 import pathlib
 import statistics
 import subprocess
@@ -26,6 +34,28 @@ DATASETS = {
 }
 
 
+def test_rows(xtask: str, run: pathlib.Path) -> list[tuple[str, str]]:
+    """(label, prediction) of every test row, from the run's exported model."""
+    out = run / "test-predictions.csv"
+    subprocess.run(
+        [xtask, "predict", "--run", str(run), "--data", str(run / "data/test_raw.parquet"),
+         "--out", str(out)],
+        cwd=REPO, check=True, capture_output=True,
+    )
+    with open(out, newline="") as f:
+        rows = list(csv.reader(f))
+    return [(r[0], r[1]) for r in rows[1:]]
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b and c discordant pairs, Binomial(b + c, 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--strategies", nargs=2, default=["evolution", "random"])
@@ -37,6 +67,8 @@ def main() -> None:
     a = p.parse_args()
 
     results = []
+    # Per dataset and seed: rows only the first strategy got right, only the second, neither.
+    paired = []
     for dataset in a.datasets:
         for seed in a.seeds:
             procs = {}
@@ -71,6 +103,19 @@ def main() -> None:
                     f"test {row['test']:.4f} ({row['trials']} trials)",
                     flush=True,
                 )
+            if model["test_metric"]["name"] == "accuracy":
+                (_, first), (_, second) = (procs[s] for s in a.strategies)
+                first, second = (test_rows(a.xtask, run) for run in (first, second))
+                if [y for y, _ in first] != [y for y, _ in second]:
+                    sys.exit(f"{dataset} seed {seed}: the two runs' test rows differ")
+                paired.append({
+                    "dataset": dataset,
+                    "seed": seed,
+                    "only_first": sum(p == y and q != y for (y, p), (_, q) in zip(first, second)),
+                    "only_second": sum(p != y and q == y for (y, p), (_, q) in zip(first, second)),
+                    "neither": sum(p != y and q != y for (y, p), (_, q) in zip(first, second)),
+                    "rows": len(first),
+                })
 
     print(f"\nmeans over seeds {a.seeds}, {a.budget_secs:.0f} s each:")
     print("| dataset | strategy | validation | test | trials |")
@@ -83,7 +128,20 @@ def main() -> None:
                 f"| {dataset} | {strategy} | {mean('valid'):.4f} | {mean('test'):.4f} "
                 f"| {mean('trials'):.1f} |"
             )
-    pathlib.Path(a.out).write_text(json.dumps(results, indent=1))
+    if paired:
+        first, second = a.strategies
+        print(f"\ntest rows only one strategy gets right, summed over seeds {a.seeds}:")
+        print(f"| dataset | rows | only {first} | only {second} | neither | exact McNemar p |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for dataset in a.datasets:
+            rows = [r for r in paired if r["dataset"] == dataset]
+            total = lambda k: sum(r[k] for r in rows)
+            b, c = total("only_first"), total("only_second")
+            print(
+                f"| {dataset} | {total('rows')} | {b} | {c} | {total('neither')} "
+                f"| {mcnemar_exact(b, c):.2g} |"
+            )
+    pathlib.Path(a.out).write_text(json.dumps({"runs": results, "paired": paired}, indent=1))
     print(f"raw results: {a.out}")
 
 
