@@ -617,20 +617,25 @@ fn penguins_with_missing_values_and_categories() {
     );
 }
 
+/// `xtask <command> --run <run> --data <data> --out <out>`.
+fn xtask_on(command: &str, run: &Path, data: &Path, out: &Path) -> Output {
+    xtask(&[
+        command,
+        "--run",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn predict_reproduces_the_test_metric_from_raw_rows() {
     let run = wine_run();
     let scratch = Scratch::new("predict");
     let out = scratch.path().join("pred.csv");
-    let o = xtask(&[
-        "predict",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        run.join(paths::TEST_RAW).to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = xtask_on("predict", run, &run.join(paths::TEST_RAW), &out);
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
     let manifest: RunManifest = read_json(&run.join(paths::MANIFEST)).unwrap();
@@ -681,15 +686,7 @@ fn predict_reproduces_the_test_metric_from_raw_rows() {
     let unlabelled = scratch.path().join("unlabelled.parquet");
     autodl_data::write_table(&features, &unlabelled).unwrap();
     let out2 = scratch.path().join("pred2.csv");
-    let o = xtask(&[
-        "predict",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        unlabelled.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-    ]);
+    let o = xtask_on("predict", run, &unlabelled, &out2);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let csv2 = std::fs::read_to_string(&out2).unwrap();
     let without: Vec<&str> = csv.lines().map(|l| l.split_once(',').unwrap().1).collect();
@@ -702,15 +699,7 @@ fn monitor_report(run: &Path, data: &Path) -> DriftReport {
         data.file_name().unwrap().to_string_lossy()
     ));
     let out = scratch.path().join("drift.json");
-    let o = xtask(&[
-        "monitor",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = xtask_on("monitor", run, data, &out);
     assert!(o.status.success(), "{}", text(&o.stderr));
     read_json(&out).unwrap()
 }
@@ -725,15 +714,7 @@ fn monitor_flags_nothing_on_the_test_split_and_exactly_the_shifted_features() {
     // The test split carries its labels: the model scores there as the run reported, and
     // the score is kept beside the report (for the HTML report's generalizability table).
     let scored = Scratch::new("scored");
-    let o = xtask(&[
-        "monitor",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        raw.to_str().unwrap(),
-        "--out",
-        scored.path().join("drift.json").to_str().unwrap(),
-    ]);
+    let o = xtask_on("monitor", run, &raw, &scored.path().join("drift.json"));
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
         text(&o.stdout).contains("the model on these"),
@@ -1283,15 +1264,7 @@ fn predict_streams_a_file_in_pieces_with_the_same_result() {
     }
     // A file the model cannot read fails cleanly and leaves no output behind.
     let bad = scratch.path().join("bad.csv");
-    let o = xtask(&[
-        "predict",
-        "--run",
-        run.to_str().unwrap(),
-        "--data",
-        dataset("wine.csv").to_str().unwrap(),
-        "--out",
-        bad.to_str().unwrap(),
-    ]);
+    let o = xtask_on("predict", run, &dataset("wine.csv"), &bad);
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("required by the model but absent"),
