@@ -15,6 +15,7 @@ is well within chance; the test says how far.
 """
 
 import argparse
+import collections
 import csv
 import json
 import math
@@ -104,16 +105,19 @@ def main() -> None:
                     flush=True,
                 )
             if model["test_metric"]["name"] == "accuracy":
-                (_, first), (_, second) = (procs[s] for s in a.strategies)
-                first, second = (test_rows(a.xtask, run) for run in (first, second))
+                first, second = (test_rows(a.xtask, procs[s][1]) for s in a.strategies)
                 if [y for y, _ in first] != [y for y, _ in second]:
                     sys.exit(f"{dataset} seed {seed}: the two runs' test rows differ")
+                # (first right, second right) per row.
+                right = collections.Counter(
+                    (p == y, q == y) for (y, p), (_, q) in zip(first, second)
+                )
                 paired.append({
                     "dataset": dataset,
                     "seed": seed,
-                    "only_first": sum(p == y and q != y for (y, p), (_, q) in zip(first, second)),
-                    "only_second": sum(p != y and q == y for (y, p), (_, q) in zip(first, second)),
-                    "neither": sum(p != y and q != y for (y, p), (_, q) in zip(first, second)),
+                    "only_first": right[True, False],
+                    "only_second": right[False, True],
+                    "neither": right[False, False],
                     "rows": len(first),
                 })
 
