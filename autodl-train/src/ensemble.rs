@@ -5,7 +5,7 @@ use autodl_artifacts::model::NetworkWeights;
 use autodl_artifacts::table::{Matrix, MetricValue, SplitData, Task};
 
 use crate::net::predict;
-use crate::trainer::{log_loss, selection_score};
+use crate::trainer::{calibrated_log_loss, selection_score};
 use crate::{Result, TrainError};
 
 /// The mean of the members' outputs: probabilities for classification, values for regression.
@@ -76,7 +76,9 @@ pub fn choose_ensemble(
     for k in 1..=outputs.len() {
         let p = mean(&outputs[..k])?;
         let value = metric.compute_scaled(&p, &valid.y, target_scale);
-        let loss = task.is_classification().then(|| log_loss(&p, &valid.y));
+        let loss = task
+            .is_classification()
+            .then(|| calibrated_log_loss(&p, &valid.y));
         let score = selection_score(metric.score(value), loss, valid.y.len());
         sizes.push((k, MetricValue::new(metric, value), score));
     }
