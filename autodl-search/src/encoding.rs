@@ -131,9 +131,7 @@ impl SearchSpace {
             }
             return g;
         }
-        let mut g = genome
-            .cloned()
-            .unwrap_or_else(|| self.defaults().pop().expect("an MLP default"));
+        let mut g = genome.cloned().unwrap_or_else(|| self.default_mlp());
         let get = |v: Option<usize>, default: usize| v.unwrap_or(default);
 
         let max_conv = self.max_conv_blocks;
@@ -318,8 +316,7 @@ impl SearchSpace {
         if genome.is_none() {
             g.blocks = blocks;
             if g.convs.is_empty() && g.blocks.is_empty() {
-                g.blocks
-                    .push(self.defaults().pop().expect("an MLP default").blocks[0].clone());
+                g.blocks.push(self.default_mlp().blocks[0].clone());
             }
         }
 

@@ -111,7 +111,7 @@ fn measure_tract(
     })
 }
 
-/// The search space's default networks for 8×8 images, exported after one epoch of training
+/// The conventional MLP and the default CNN for 8×8 images, exported after one epoch of training
 /// on random data (the weights' values do not change the speed).
 fn default_models(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let shape = InputShape::Image {
@@ -141,7 +141,10 @@ fn default_models(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     };
     std::fs::create_dir_all(dir)?;
     let mut out = Vec::new();
-    for genome in space.defaults() {
+    // The conventional MLP and the space's defaults (for images, the CNN).
+    let mut genomes = vec![space.default_mlp()];
+    genomes.extend(space.defaults().into_iter().filter(|g| !g.convs.is_empty()));
+    for genome in genomes {
         let spec = space.render(&genome);
         let name = if genome.convs.is_empty() {
             "mlp"
