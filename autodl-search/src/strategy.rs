@@ -84,11 +84,11 @@ impl Strategy {
     /// The default: regularized evolution with a population of 6 and tournaments of 3. On the
     /// NAS table (`cargo xtask bench nas`) it needed 27.5 full trainings to reach the top 1%
     /// against random search's 244.5; only successive halving (25.5) was faster, and that lost
-    /// to random search in the pipeline. In the pipeline at equal wall-clock (120 s) it beat
-    /// random search on MNIST-1D on seeds 4–6 on two machines and on seeds 1–3 on one (on the
-    /// other it trailed on test by 0.0006); on digits validation ties at its ceiling and random
-    /// search has led on test by one or two of 270 rows per seed; ARCHITECTURE.md has the
-    /// numbers.
+    /// to random search in the pipeline. In the pipeline at equal wall-clock (120 s) it has
+    /// beaten random search on MNIST-1D in most comparisons (on the slowest machine, a 2-core
+    /// Xeon, on seeds 1–3 and 4–6 once signals lost the MLP default); on digits validation ties
+    /// at its ceiling and random search has led on test by one or two of 270 rows per seed, or
+    /// tied; ARCHITECTURE.md has the numbers.
     pub fn default_evolution() -> Self {
         Strategy::RegularizedEvolution {
             population: 6,
