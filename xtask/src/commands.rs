@@ -267,10 +267,9 @@ pub fn monitor(a: &MonitorArgs) -> Result<bool> {
         }
         _ => anyhow::bail!("give either --run DIR or --reference FILE"),
     };
+    // The report's folder is made when it is written (`write_json`), so a refused call leaves
+    // nothing behind.
     let path = a.out.clone().unwrap_or(default_out);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
     let chunking = match (a.chunk_size, a.chunk_period) {
         (Some(size), _) => Some(crate::chunks::Chunking::Rows(size)),
         (None, Some(p)) => Some(crate::chunks::Chunking::Period(p)),

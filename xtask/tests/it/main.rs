@@ -1430,20 +1430,26 @@ fn chunked_monitoring_finds_the_drifted_chunks_and_estimates_accuracy_without_la
     for s in &report.stream_detections {
         assert!(s.rows.windows(2).all(|w| w[0] < w[1]) && s.rows.iter().all(|&r| r < 4000));
     }
-    // Probabilities without a reference to calibrate on are refused with a reason.
-    let o = xtask(&[
-        "monitor",
-        "--reference",
-        &path("reference.csv"),
-        "--data",
-        &path("data.csv"),
-        "--proba",
-        "p",
-        "--target",
-        "y",
-    ]);
+    // Probabilities without a reference to calibrate on are refused with a reason, and nothing
+    // is written: run from the scratch directory, the default output's folder is not made.
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "monitor",
+            "--reference",
+            &path("reference.csv"),
+            "--data",
+            &path("data.csv"),
+            "--proba",
+            "p",
+            "--target",
+            "y",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("the xtask binary runs");
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("chunk"), "{}", text(&o.stderr));
+    assert!(!p("runs").exists());
 }
 
 #[test]
