@@ -316,7 +316,7 @@ impl SearchSpace {
         if genome.is_none() {
             g.blocks = blocks;
             if g.convs.is_empty() && g.blocks.is_empty() {
-                g.blocks.push(self.default_mlp().blocks[0].clone());
+                g.blocks.push(Self::default_dense(256));
             }
         }
 

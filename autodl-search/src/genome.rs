@@ -483,8 +483,7 @@ impl SearchSpace {
             ],
             cell: None,
             reduce: Reduce::Global(PoolKind::Average),
-            // The MLP's second layer: 128 ReLU units, dropout 0.1.
-            blocks: vec![mlp.blocks[1].clone()],
+            blocks: vec![Self::default_dense(128)],
             hyperparams,
         }]
     }
@@ -493,18 +492,11 @@ impl SearchSpace {
     /// with a 60-epoch cosine schedule, batch 64, weight decay 1e-4, trained to the end where
     /// the space offers early stopping off. The default for vectors; TPE decodes onto it.
     pub fn default_mlp(&self) -> Genome {
-        let dense = |width| Block {
-            width,
-            activation: Activation::Relu,
-            norm: None,
-            dropout: 0.1,
-            skip: None,
-        };
         Genome {
             convs: Vec::new(),
             cell: None,
             reduce: Reduce::Flatten,
-            blocks: vec![dense(256), dense(128)],
+            blocks: vec![Self::default_dense(256), Self::default_dense(128)],
             hyperparams: Hyperparams {
                 learning_rate: 3e-3,
                 batch_size: 64,
@@ -515,6 +507,17 @@ impl SearchSpace {
                 schedule: LrSchedule::Cosine,
                 ..Hyperparams::default()
             },
+        }
+    }
+
+    /// The defaults' dense layer: `width` ReLU units, no normalisation, dropout 0.1, no skip.
+    pub(crate) fn default_dense(width: usize) -> Block {
+        Block {
+            width,
+            activation: Activation::Relu,
+            norm: None,
+            dropout: 0.1,
+            skip: None,
         }
     }
 
