@@ -12,6 +12,10 @@ With a few hundred test rows per seed, a difference in mean test accuracy of one
 is well within chance; the test says how far.
 
     cargo build -p xtask && python3 scripts/compare_pipeline.py --strategies evolution random
+
+Results of several invocations (say seeds 1-3 and then 4-6) can be pooled without running
+anything: `python3 scripts/compare_pipeline.py --pool a.json b.json` prints the same tables over
+all their seeds. A dataset's seed may appear in only one of the files.
 """
 
 import argparse
@@ -58,14 +62,27 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--strategies", nargs=2, default=["evolution", "random"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--budget-secs", type=float, default=120.0)
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--xtask", default=str(REPO / "target/debug/xtask"))
-    p.add_argument("--out", default=str(REPO / "runs/compare-pipeline.json"))
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--strategies", nargs=2, default=["evolution", "random"],
+                   help="the two `xtask run --strategy` values to compare (default: %(default)s)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
+                   help="one pair of runs per seed (default: %(default)s)")
+    p.add_argument("--budget-secs", type=float, default=120.0,
+                   help="each run's search budget in seconds (default: %(default)s)")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS),
+                   help="default: all")
+    p.add_argument("--xtask", default=str(REPO / "target/debug/xtask"),
+                   help="the xtask binary to run (default: the repository's debug build)")
+    p.add_argument("--out", default=str(REPO / "runs/compare-pipeline.json"),
+                   help="where the raw results go (default: runs/compare-pipeline.json)")
+    p.add_argument("--pool", nargs="+", metavar="JSON",
+                   help="print the tables over the raw results of earlier runs instead of running")
     a = p.parse_args()
+    if a.pool:
+        pool(a.pool)
+        return
 
     results = []
     # Per dataset and seed: rows only the first strategy got right, only the second, neither.
@@ -121,32 +138,78 @@ def main() -> None:
                     "rows": len(first),
                 })
 
-    print(f"\nmeans over seeds {a.seeds}, {a.budget_secs:.0f} s each:")
-    print("| dataset | strategy | validation | test | trials |")
-    print("|---|---|---:|---:|---:|")
-    for dataset in a.datasets:
-        for strategy in a.strategies:
+    summarize(results, paired, a.strategies, f"over seeds {a.seeds}, {a.budget_secs:.0f} s each")
+    pathlib.Path(a.out).write_text(json.dumps(
+        {"strategies": a.strategies, "budget_secs": a.budget_secs, "runs": results,
+         "paired": paired},
+        indent=1,
+    ))
+    print(f"raw results: {a.out}")
+
+
+def summarize(results: list[dict], paired: list[dict], strategies: list[str], what: str) -> None:
+    """Means per dataset and strategy, and the pooled paired count of test rows."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in results))
+    print(f"\nmeans {what}:")
+    print("| dataset | strategy | seeds | validation | test | trials |")
+    print("|---|---|---:|---:|---:|---:|")
+    for dataset in datasets:
+        for strategy in strategies:
             rows = [r for r in results if r["dataset"] == dataset and r["strategy"] == strategy]
             mean = lambda k: statistics.mean(r[k] for r in rows)
             print(
-                f"| {dataset} | {strategy} | {mean('valid'):.4f} | {mean('test'):.4f} "
-                f"| {mean('trials'):.1f} |"
+                f"| {dataset} | {strategy} | {len(rows)} | {mean('valid'):.4f} "
+                f"| {mean('test'):.4f} | {mean('trials'):.1f} |"
             )
     if paired:
-        first, second = a.strategies
-        print(f"\ntest rows only one strategy gets right, summed over seeds {a.seeds}:")
+        first, second = strategies
+        print(f"\ntest rows only one strategy gets right, summed {what}:")
         print(f"| dataset | rows | only {first} | only {second} | neither | exact McNemar p |")
         print("|---|---:|---:|---:|---:|---:|")
-        for dataset in a.datasets:
+        for dataset in datasets:
             rows = [r for r in paired if r["dataset"] == dataset]
+            if not rows:
+                continue
             total = lambda k: sum(r[k] for r in rows)
             b, c = total("only_first"), total("only_second")
             print(
                 f"| {dataset} | {total('rows')} | {b} | {c} | {total('neither')} "
                 f"| {mcnemar_exact(b, c):.2g} |"
             )
-    pathlib.Path(a.out).write_text(json.dumps({"runs": results, "paired": paired}, indent=1))
-    print(f"raw results: {a.out}")
+
+
+def pool(files: list[str]) -> None:
+    """Prints the tables over the runs of several raw results files."""
+    results, paired, strategies, seen, budgets = [], [], None, {}, {}
+    for name in files:
+        try:
+            raw = json.loads(pathlib.Path(name).read_text())
+            runs, pairs = raw["runs"], raw["paired"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit(f"{name}: not a raw results file of this script ({e})")
+        # Files written before the order was recorded: the strategies in order of appearance.
+        order = raw.get("strategies") or list(dict.fromkeys(r["strategy"] for r in runs))
+        if len(order) != 2:
+            sys.exit(f"{name}: expected two strategies, found {order}")
+        if strategies is None:
+            strategies = order
+        elif order != strategies:
+            sys.exit(f"{name}: compares {order}, the first file {strategies}; "
+                     "the paired counts would not line up")
+        # Files written before the budget was recorded cannot be checked.
+        if raw.get("budget_secs") is not None:
+            budgets[name] = raw["budget_secs"]
+        if len(set(budgets.values())) > 1:
+            sys.exit(f"the files ran at different budgets ({budgets}); pool one budget at a time")
+        for r in runs:
+            key = (r["dataset"], r["seed"], r["strategy"])
+            if key in seen:
+                sys.exit(f"{r['dataset']} seed {r['seed']} ({r['strategy']}) is in both "
+                         f"{seen[key]} and {name}; pool each seed once")
+            seen[key] = name
+        results += runs
+        paired += pairs
+    summarize(results, paired, strategies, f"over the seeds of {len(files)} files")
 
 
 if __name__ == "__main__":
