@@ -497,7 +497,9 @@ mod vector {
                     while row < bases.len() {
                         let rows = &bases[row..];
                         let out = &mut result[row * m..];
-                        let w = &block[sub..];
+                        // A matrix of no rows (a convolution whose every tap reads only
+                        // padding) has empty blocks; it has no taps, so `tile` reads no weights.
+                        let w = block.get(sub..).unwrap_or_default();
                         let at = first + sub;
                         // SAFETY: as in `gemm`; `w` holds this block's weight rows from column
                         // `sub`, `width` apart, and `tile` writes only the first rows of `out`.
@@ -662,6 +664,35 @@ mod tests {
                     got == want || (got.is_nan() && want.is_nan()),
                     "{kernel:?}, {x}: {got}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_matrix_of_no_rows_gives_the_bias_on_every_kernel() {
+        // A convolution whose taps all read padding keeps no weight rows; its output is the
+        // bias. Blocks wider than one register group took the AVX2 kernel past its empty block.
+        for m in [16, 32, 48, 64, 128] {
+            let bias: Vec<f32> = (0..m).map(|o| o as f32 - 8.0).collect();
+            let weights = Weights {
+                relu: true,
+                ..Weights::new(&[], bias.clone())
+            };
+            let taps: Taps = std::iter::empty().collect();
+            for kernel in Kernel::all() {
+                let mut out = vec![f32::NAN; 7 * m];
+                gemm_on(
+                    kernel,
+                    &[0.0; 4],
+                    &[0, 1, 2, 3, 0, 1, 2],
+                    &taps,
+                    &weights,
+                    &mut out,
+                );
+                for row in out.chunks_exact(m) {
+                    let want: Vec<f32> = bias.iter().map(|b| b.max(0.0)).collect();
+                    assert_eq!(row, want.as_slice(), "{kernel:?}, m {m}");
+                }
             }
         }
     }
