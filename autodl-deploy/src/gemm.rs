@@ -674,6 +674,7 @@ mod tests {
         // bias. Blocks wider than one register group took the AVX2 kernel past its empty block.
         for m in [16, 32, 48, 64, 128] {
             let bias: Vec<f32> = (0..m).map(|o| o as f32 - 8.0).collect();
+            let want: Vec<f32> = bias.iter().map(|b| b.max(0.0)).collect();
             let weights = Weights {
                 relu: true,
                 ..Weights::new(&[], bias.clone())
@@ -690,7 +691,6 @@ mod tests {
                     &mut out,
                 );
                 for row in out.chunks_exact(m) {
-                    let want: Vec<f32> = bias.iter().map(|b| b.max(0.0)).collect();
                     assert_eq!(row, want.as_slice(), "{kernel:?}, m {m}");
                 }
             }

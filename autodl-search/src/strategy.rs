@@ -85,11 +85,12 @@ impl Strategy {
     /// NAS table (`cargo xtask bench nas`) it needed 27.5 full trainings to reach the top 1%
     /// against random search's 244.5; only successive halving (25.5) was faster, and that lost
     /// to random search in the pipeline. In the pipeline at equal wall-clock (120 s) it has
-    /// beaten random search on MNIST-1D in most comparisons (on a 2-core AMD EPYC, seeds 1–6: 64
-    /// test rows only it gets right against 28), though one run of seeds 1–3 on a slower Xeon
-    /// went to random search by 0.0010 when random search's draws beat the deadline; on digits
-    /// the two are indistinguishable (18 seeds on the Xeon: 21 rows against 19; 6 on the EPYC: 4
-    /// against 3); ARCHITECTURE.md has the numbers.
+    /// beaten random search on MNIST-1D in most comparisons (seeds 1–6 on two 2-core AMD EPYCs:
+    /// 64 test rows only it gets right against 28 with AVX-512, 89 against 37 on a Zen 3),
+    /// though runs of seeds 1–3 on slower machines went to random search or tied on validation
+    /// when few or no mutations fit the budget; on digits the two are indistinguishable (18
+    /// seeds on a Xeon: 21 rows against 19; 6 on each EPYC: 4 against 3 and 0 against 3);
+    /// ARCHITECTURE.md has the numbers.
     pub fn default_evolution() -> Self {
         Strategy::RegularizedEvolution {
             population: 6,
